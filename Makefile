@@ -1,0 +1,36 @@
+# flashsale — run `make help` for the targets.
+SHELL := /bin/bash
+GO    ?= go
+PKGS  := ./...
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: services
+services: ## make sure Redis and PostgreSQL answer on their standard ports (starting or installing them)
+	@scripts/ensure-services.sh redis postgres
+
+.PHONY: run
+run: services ## run everything on :8080 with a demo sale seeded
+	$(GO) run ./cmd/flashsale demo
+
+.PHONY: test
+test: services ## run the whole test suite against real Redis and PostgreSQL
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+.PHONY: bench
+bench: services ## run the benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+.PHONY: lint
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+.PHONY: build
+build: ## build bin/flashsale
+	$(GO) build -o bin/flashsale ./cmd/flashsale

@@ -1,0 +1,170 @@
+package api
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flashsale/flashsale/engine"
+)
+
+// Metrics are the Prometheus series an operator watches during a sale.
+// Labels are route, outcome, script and status class only: never a user,
+// SKU or error text.
+type Metrics struct {
+	requests     *prometheus.HistogramVec
+	reservations *prometheus.CounterVec
+	scripts      *prometheus.HistogramVec
+	expired      prometheus.Counter
+	sweepErrors  prometheus.Counter
+
+	relayEvents   *prometheus.CounterVec
+	relayBatch    prometheus.Histogram
+	outboxPending prometheus.Gauge
+	consumed      *prometheus.CounterVec
+	consumerBatch *prometheus.HistogramVec
+	webhooks      *prometheus.CounterVec
+}
+
+// NewMetrics creates the metrics and registers them on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	fast := []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
+	m := &Metrics{
+		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "flashsale", Name: "http_request_duration_seconds",
+			Help:    "Time to serve an HTTP request, by route and status class.",
+			Buckets: fast,
+		}, []string{"route", "status"}),
+		reservations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "flashsale", Name: "reservations_total",
+			Help: "Reservation requests by outcome (created, replayed, sold_out, ...).",
+		}, []string{"outcome"}),
+		scripts: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "flashsale", Name: "redis_script_duration_seconds",
+			Help:    "Time of one Redis Lua script call, by script and result.",
+			Buckets: fast,
+		}, []string{"script", "result"}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "flashsale", Name: "holds_expired_total",
+			Help: "Holds the sweeper expired and gave back.",
+		}),
+		sweepErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "flashsale", Name: "sweep_errors_total",
+			Help: "Sweeper passes that failed.",
+		}),
+		relayEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "flashsale", Name: "relay_events_total",
+			Help: "Outbox events the relay handed to Kafka, by result.",
+		}, []string{"result"}),
+		relayBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "flashsale", Name: "relay_batch_seconds",
+			Help:    "Time to publish one relay batch to Kafka.",
+			Buckets: fast,
+		}),
+		outboxPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "flashsale", Name: "outbox_pending_events",
+			Help: "Events waiting in the outboxes of active sales (relay lag).",
+		}),
+		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "flashsale", Name: "consumer_events_total",
+			Help: "Hold events handled by a consumer group, by group and result.",
+		}, []string{"group", "result"}),
+		consumerBatch: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "flashsale", Name: "consumer_batch_seconds",
+			Help:    "Time to handle one consumer batch (database write included).",
+			Buckets: fast,
+		}, []string{"group"}),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "flashsale", Name: "webhook_attempts_total",
+			Help: "Webhook delivery attempts by result.",
+		}, []string{"result"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.reservations, m.scripts, m.expired, m.sweepErrors,
+		m.relayEvents, m.relayBatch, m.outboxPending, m.consumed, m.consumerBatch, m.webhooks} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// ObserveScript records one script call; it fits reservation.ScriptObserver.
+func (m *Metrics) ObserveScript(script string, d time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.scripts.WithLabelValues(script, result).Observe(d.Seconds())
+}
+
+// ObserveSweep records one sweeper pass.
+func (m *Metrics) ObserveSweep(expired int, err error) {
+	m.expired.Add(float64(expired))
+	if err != nil {
+		m.sweepErrors.Inc()
+	}
+}
+
+func result(err error) string {
+	if err != nil {
+		return "error"
+	}
+	return "ok"
+}
+
+// ObserveRelayBatch records one relay publish; it fits
+// engine.RelayConfig.OnBatch.
+func (m *Metrics) ObserveRelayBatch(n int, d time.Duration, err error) {
+	m.relayEvents.WithLabelValues(result(err)).Add(float64(n))
+	m.relayBatch.Observe(d.Seconds())
+}
+
+// SetOutboxPending records the relay's lag.
+func (m *Metrics) SetOutboxPending(n int64) { m.outboxPending.Set(float64(n)) }
+
+// ConsumerObserver returns a batch observer for one consumer group.
+func (m *Metrics) ConsumerObserver(group string) func(n int, d time.Duration, err error) {
+	return func(n int, d time.Duration, err error) {
+		m.consumed.WithLabelValues(group, result(err)).Add(float64(n))
+		m.consumerBatch.WithLabelValues(group).Observe(d.Seconds())
+	}
+}
+
+// ObserveWebhook records one webhook attempt.
+func (m *Metrics) ObserveWebhook(ok bool) {
+	if ok {
+		m.webhooks.WithLabelValues("delivered").Inc()
+	} else {
+		m.webhooks.WithLabelValues("failed").Inc()
+	}
+}
+
+// outcome names a reservation result for the reservations counter.
+func outcome(res engine.Reservation, err error) string {
+	if err == nil {
+		if res.Replayed {
+			return "replayed"
+		}
+		return "created"
+	}
+	if errors.Is(err, engine.ErrInvalid) {
+		return "invalid"
+	}
+	_, code := statusOf(err)
+	return code
+}
+
+func statusClass(code int) string {
+	switch {
+	case code < 200:
+		return "1xx"
+	case code < 300:
+		return "2xx"
+	case code < 400:
+		return "3xx"
+	case code < 500:
+		return "4xx"
+	}
+	return "5xx"
+}

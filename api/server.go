@@ -1,0 +1,727 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/flashsale/flashsale/engine"
+)
+
+//go:embed web
+var webFS embed.FS
+
+// Check is a named readiness probe, such as a ping of Redis.
+type Check struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Config configures a Server. Engine, AdminToken and Metrics are required.
+type Config struct {
+	Engine *engine.Engine
+	// AdminToken is the bearer token of operator endpoints. Store tokens
+	// are derived from it (see StoreToken).
+	AdminToken string
+	Metrics    *Metrics
+	// Gatherer serves /metrics; prometheus.DefaultGatherer by default.
+	Gatherer prometheus.Gatherer
+	// Ready lists the probes of /readyz.
+	Ready []Check
+	// Logger logs 5xx errors; slog.Default() by default.
+	Logger *slog.Logger
+	// RequestTimeout bounds the work of one request; 5 s by default.
+	RequestTimeout time.Duration
+	// Stores reads stores' orders and notifications (PostgreSQL). Without
+	// it the store endpoints answer 503 unavailable.
+	Stores StoreFeed
+	// PollInterval is how often a live store stream looks for new events;
+	// 250 ms by default.
+	PollInterval time.Duration
+}
+
+// StoreFeed is what the store endpoints read: the orders table and the
+// per-store notification log.
+type StoreFeed interface {
+	StoreOrders(ctx context.Context, storeID string, limit int) ([]engine.Order, error)
+	MarkPacked(ctx context.Context, storeID, holdID string, at time.Time) (engine.Order, error)
+	StoreEvents(ctx context.Context, storeID string, after int64, limit int) ([]engine.StoreEvent, error)
+}
+
+// Server serves the v1 API, metrics, health and pages.
+type Server struct {
+	cfg     Config
+	eng     *engine.Engine
+	metrics *Metrics
+	log     *slog.Logger
+	promh   fasthttp.RequestHandler
+	closing chan struct{}
+	once    sync.Once
+}
+
+// Close ends the live store streams, so that a graceful shutdown does not
+// wait for them.
+func (s *Server) Close() { s.once.Do(func() { close(s.closing) }) }
+
+// New returns a Server, or an error when the config is incomplete.
+func New(cfg Config) (*Server, error) {
+	switch {
+	case cfg.Engine == nil:
+		return nil, errors.New("api: config needs an Engine")
+	case len(cfg.AdminToken) < 16:
+		return nil, errors.New("api: the admin token must be at least 16 characters")
+	case cfg.Metrics == nil:
+		return nil, errors.New("api: config needs Metrics")
+	}
+	if cfg.Gatherer == nil {
+		cfg.Gatherer = prometheus.DefaultGatherer
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 250 * time.Millisecond
+	}
+	return &Server{
+		cfg:     cfg,
+		eng:     cfg.Engine,
+		metrics: cfg.Metrics,
+		log:     cfg.Logger,
+		promh:   fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})),
+		closing: make(chan struct{}),
+	}, nil
+}
+
+// StoreToken returns the bearer token of a store; see engine.StoreToken.
+func StoreToken(adminToken, storeID string) string { return engine.StoreToken(adminToken, storeID) }
+
+// principal is who a request's bearer token says the caller is.
+type principal struct {
+	admin bool
+	store string // a store's token
+}
+
+func (s *Server) principal(ctx *fasthttp.RequestCtx) principal {
+	auth := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
+	tok, ok := bytes.CutPrefix(auth, []byte("Bearer "))
+	if !ok || len(tok) == 0 {
+		return principal{}
+	}
+	if subtle.ConstantTimeCompare(tok, []byte(s.cfg.AdminToken)) == 1 {
+		return principal{admin: true}
+	}
+	i := bytes.LastIndexByte(tok, '.')
+	if i <= 0 {
+		return principal{}
+	}
+	store := string(tok[:i])
+	if subtle.ConstantTimeCompare(tok, []byte(StoreToken(s.cfg.AdminToken, store))) == 1 {
+		return principal{store: store}
+	}
+	return principal{}
+}
+
+// Handler returns the fasthttp handler of every route.
+func (s *Server) Handler() fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		start := time.Now()
+		route := s.route(ctx)
+		code := ctx.Response.StatusCode()
+		s.metrics.requests.WithLabelValues(route, statusClass(code)).Observe(time.Since(start).Seconds())
+		if code >= 500 {
+			s.log.Warn("request failed", "route", route, "status", code)
+		}
+	}
+}
+
+// OpsHandler serves only /metrics, /healthz and /readyz: what worker
+// processes (relay, consumers, sweeper) expose.
+func (s *Server) OpsHandler() fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		switch string(ctx.Path()) {
+		case "/metrics", "/healthz", "/readyz":
+			s.Handler()(ctx)
+		default:
+			s.fail(ctx, errNotFound)
+		}
+	}
+}
+
+// route dispatches a request and returns the route label for metrics.
+func (s *Server) route(ctx *fasthttp.RequestCtx) string {
+	path := string(ctx.Path())
+	method := string(ctx.Method())
+	seg := strings.Split(strings.Trim(path, "/"), "/")
+	c, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
+
+	switch {
+	case path == "/" || path == "/index.html":
+		return s.serveFile(ctx, "web/index.html", "text/html; charset=utf-8", "page")
+	case path == "/store" || path == "/store.html":
+		return s.serveFile(ctx, "web/store.html", "text/html; charset=utf-8", "page")
+	case path == "/healthz":
+		writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
+		return "healthz"
+	case path == "/readyz":
+		s.ready(c, ctx)
+		return "readyz"
+	case path == "/metrics":
+		s.promh(ctx)
+		return "metrics"
+	case len(seg) < 2 || seg[0] != "v1":
+		s.fail(ctx, errNotFound)
+		return "unknown"
+	}
+
+	type endpoint struct {
+		method string
+		name   string
+		h      func(context.Context, *fasthttp.RequestCtx, []string) error
+	}
+	var eps []endpoint
+	switch {
+	case len(seg) == 2 && seg[1] == "stores":
+		eps = []endpoint{{"POST", "stores_upsert", s.upsertStores}, {"GET", "stores_list", s.listStores}}
+	case len(seg) == 4 && seg[1] == "stores" && seg[3] == "orders":
+		eps = []endpoint{{"GET", "store_orders", s.storeOrders}}
+	case len(seg) == 4 && seg[1] == "stores" && seg[3] == "events":
+		eps = []endpoint{{"GET", "store_events", s.storeEvents}}
+	case len(seg) == 6 && seg[1] == "stores" && seg[3] == "orders" && seg[5] == "packed":
+		eps = []endpoint{{"POST", "order_packed", s.orderPacked}}
+	case len(seg) == 6 && seg[1] == "stores" && seg[3] == "orders" && seg[5] == "picked-up":
+		eps = []endpoint{{"POST", "order_picked_up", s.orderPickedUp}}
+	case len(seg) == 2 && seg[1] == "sales":
+		eps = []endpoint{{"POST", "sales_create", s.createSale}, {"GET", "sales_list", s.listSales}}
+	case len(seg) == 3 && seg[1] == "sales":
+		eps = []endpoint{{"GET", "sale_get", s.getSale}}
+	case len(seg) == 4 && seg[1] == "sales" && seg[3] == "stores":
+		eps = []endpoint{{"GET", "sale_stores", s.saleStores}}
+	case len(seg) == 4 && seg[1] == "sales" && seg[3] == "stock":
+		eps = []endpoint{{"GET", "sale_stock", s.saleStock}}
+	case len(seg) == 4 && seg[1] == "sales" && seg[3] == "reservations":
+		eps = []endpoint{{"POST", "reserve", s.reserve}}
+	case len(seg) == 3 && seg[1] == "holds":
+		eps = []endpoint{{"GET", "hold_get", s.getHold}}
+	case len(seg) == 4 && seg[1] == "holds" && seg[3] == "confirm":
+		eps = []endpoint{{"POST", "hold_confirm", s.confirm}}
+	case len(seg) == 4 && seg[1] == "holds" && seg[3] == "cancel":
+		eps = []endpoint{{"POST", "hold_cancel", s.cancel}}
+	}
+	if len(eps) == 0 {
+		s.fail(ctx, errNotFound)
+		return "unknown"
+	}
+	for _, ep := range eps {
+		if ep.method == method {
+			if err := ep.h(c, ctx, seg); err != nil {
+				s.fail(ctx, err)
+			}
+			return ep.name
+		}
+	}
+	allow := make([]string, len(eps))
+	for i, ep := range eps {
+		allow[i] = ep.method
+	}
+	ctx.Response.Header.Set("Allow", strings.Join(allow, ", "))
+	s.fail(ctx, errMethodNotAllowed)
+	return eps[0].name
+}
+
+func (s *Server) serveFile(ctx *fasthttp.RequestCtx, name, ctype, route string) string {
+	b, err := webFS.ReadFile(name)
+	if err != nil {
+		s.fail(ctx, errNotFound)
+		return route
+	}
+	ctx.SetContentType(ctype)
+	ctx.SetBody(b)
+	return route
+}
+
+func (s *Server) ready(c context.Context, ctx *fasthttp.RequestCtx) {
+	failed := map[string]string{}
+	for _, ch := range s.cfg.Ready {
+		if err := ch.Check(c); err != nil {
+			failed[ch.Name] = "unreachable"
+			s.log.Warn("readiness check failed", "check", ch.Name, "err", err)
+		}
+	}
+	if len(failed) > 0 {
+		writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]any{"status": "unavailable", "failed": failed})
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
+}
+
+// fail writes err as the contract's error body.
+func (s *Server) fail(ctx *fasthttp.RequestCtx, err error) {
+	status, code := statusOf(err)
+	if status >= 500 {
+		s.log.Error("request error", "path", string(ctx.Path()), "err", err)
+	}
+	writeJSON(ctx, status, map[string]any{"error": map[string]string{"code": code, "message": clientMessage(status, err)}})
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = fasthttp.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+}
+
+// decode reads the request body as exactly one JSON value into v, refusing
+// unknown fields. Errors wrap engine.ErrInvalid.
+func decode(ctx *fasthttp.RequestCtx, v any) error {
+	body := ctx.PostBody()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return fmt.Errorf("%w: empty body, JSON expected", engine.ErrInvalid)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: malformed JSON: %v", engine.ErrInvalid, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: malformed JSON: trailing data after the value", engine.ErrInvalid)
+	}
+	return nil
+}
+
+func (s *Server) requireAdmin(ctx *fasthttp.RequestCtx) error {
+	if !s.principal(ctx).admin {
+		return errUnauthorized
+	}
+	return nil
+}
+
+// storeToken is one store's id with its bearer token and webhook secret.
+type storeToken struct {
+	ID            string `json:"id"`
+	Token         string `json:"token"`
+	WebhookSecret string `json:"webhook_secret"`
+}
+
+func (s *Server) upsertStores(c context.Context, ctx *fasthttp.RequestCtx, _ []string) error {
+	if err := s.requireAdmin(ctx); err != nil {
+		return err
+	}
+	var stores []engine.Store
+	if err := decode(ctx, &stores); err != nil {
+		return err
+	}
+	if err := s.eng.UpsertStores(c, stores); err != nil {
+		return err
+	}
+	out := make([]storeToken, len(stores))
+	for i, st := range stores {
+		out[i] = storeToken{ID: st.ID, Token: StoreToken(s.cfg.AdminToken, st.ID), WebhookSecret: engine.WebhookSecret(s.cfg.AdminToken, st.ID)}
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"stores": out})
+	return nil
+}
+
+func (s *Server) listStores(c context.Context, ctx *fasthttp.RequestCtx, _ []string) error {
+	st, err := s.eng.Stores(c)
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"stores": st})
+	return nil
+}
+
+// saleBody is the contract's sale creation body.
+type saleBody struct {
+	ID             string         `json:"id"`
+	SKU            string         `json:"sku"`
+	Name           string         `json:"name"`
+	StartsAt       *time.Time     `json:"starts_at"`
+	EndsAt         *time.Time     `json:"ends_at"`
+	PerUserLimit   int            `json:"per_user_limit"`
+	HoldTTLSeconds int            `json:"hold_ttl_seconds"`
+	MaxDistanceKm  float64        `json:"max_distance_km"`
+	Allocations    map[string]int `json:"allocations"`
+	Quantity       int            `json:"quantity"`
+}
+
+// saleView is a sale as GET returns it.
+type saleView struct {
+	engine.Sale
+	Remaining int              `json:"remaining"`
+	State     engine.SaleState `json:"state"`
+}
+
+func (s *Server) createSale(c context.Context, ctx *fasthttp.RequestCtx, _ []string) error {
+	if err := s.requireAdmin(ctx); err != nil {
+		return err
+	}
+	var b saleBody
+	if err := decode(ctx, &b); err != nil {
+		return err
+	}
+	if b.StartsAt == nil || b.EndsAt == nil {
+		return fmt.Errorf("%w: starts_at and ends_at are required (RFC 3339)", engine.ErrInvalid)
+	}
+	if b.HoldTTLSeconds < 0 || b.MaxDistanceKm < 0 || b.PerUserLimit < 0 || b.Quantity < 0 {
+		return fmt.Errorf("%w: per_user_limit, hold_ttl_seconds, max_distance_km and quantity must not be negative", engine.ErrInvalid)
+	}
+	sale, err := s.eng.CreateSale(c, engine.Sale{
+		ID: b.ID, SKU: b.SKU, Name: b.Name, StartsAt: *b.StartsAt, EndsAt: *b.EndsAt,
+		PerUserLimit: b.PerUserLimit, HoldTTLSeconds: b.HoldTTLSeconds, MaxDistanceKm: b.MaxDistanceKm,
+		Allocations: b.Allocations, Quantity: b.Quantity,
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusCreated, saleView{Sale: sale, Remaining: sale.Total(), State: sale.State(s.eng.Now())})
+	return nil
+}
+
+func (s *Server) listSales(c context.Context, ctx *fasthttp.RequestCtx, _ []string) error {
+	sales, err := s.eng.Sales(c)
+	if err != nil {
+		return err
+	}
+	now := s.eng.Now()
+	out := make([]saleView, 0, len(sales))
+	for _, sale := range sales {
+		_, st, err := s.eng.SaleStatus(c, sale.ID)
+		if err != nil {
+			return err
+		}
+		out = append(out, saleView{Sale: sale, Remaining: st.Remaining, State: sale.State(now)})
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"sales": out})
+	return nil
+}
+
+func (s *Server) getSale(c context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
+	sale, st, err := s.eng.SaleStatus(c, seg[2])
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, saleView{Sale: sale, Remaining: st.Remaining, State: sale.State(s.eng.Now())})
+	return nil
+}
+
+func (s *Server) saleStock(c context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
+	if err := s.requireAdmin(ctx); err != nil {
+		return err
+	}
+	_, st, err := s.eng.SaleStatus(c, seg[2])
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, st)
+	return nil
+}
+
+// queryFloat reads a required float query argument.
+func queryFloat(ctx *fasthttp.RequestCtx, name string) (float64, error) {
+	v := ctx.QueryArgs().Peek(name)
+	if len(v) == 0 {
+		return 0, fmt.Errorf("%w: query parameter %s is required", engine.ErrInvalid, name)
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: query parameter %s is not a number", engine.ErrInvalid, name)
+	}
+	return f, nil
+}
+
+func (s *Server) saleStores(c context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
+	lat, err := queryFloat(ctx, "lat")
+	if err != nil {
+		return err
+	}
+	lon, err := queryFloat(ctx, "lon")
+	if err != nil {
+		return err
+	}
+	limit := 20
+	if v := ctx.QueryArgs().Peek("limit"); len(v) > 0 {
+		if limit, err = strconv.Atoi(string(v)); err != nil || limit < 1 || limit > 500 {
+			return fmt.Errorf("%w: limit must be 1-500", engine.ErrInvalid)
+		}
+	}
+	near, err := s.eng.NearbyStores(c, seg[2], lat, lon, limit)
+	if err != nil {
+		return err
+	}
+	out := make([]map[string]any, len(near))
+	for i, n := range near {
+		out[i] = map[string]any{"store_id": n.ID, "name": n.Name, "lat": n.Lat, "lon": n.Lon, "distance_km": n.DistanceKm, "remaining": n.Remaining}
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"stores": out})
+	return nil
+}
+
+// reserveBody is the contract's reservation body.
+type reserveBody struct {
+	UserID   string   `json:"user_id"`
+	Lat      *float64 `json:"lat"`
+	Lon      *float64 `json:"lon"`
+	StoreID  string   `json:"store_id"`
+	Quantity *int     `json:"quantity"`
+}
+
+// shopperID returns the shopper a request acts for. Until signed member
+// tokens exist, it is the user_id the client sends; this is the one place
+// that changes when they do.
+func shopperID(_ *fasthttp.RequestCtx, claimed string) (string, error) {
+	if !engine.ValidUserID(claimed) {
+		return "", fmt.Errorf("%w: user_id must be 1-128 letters, digits or \"_.:@+-\"", engine.ErrInvalid)
+	}
+	return claimed, nil
+}
+
+// holdView is a hold as the API returns it.
+type holdView struct {
+	engine.Hold
+	StoreName string `json:"store_name,omitempty"`
+}
+
+func (s *Server) reserve(c context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
+	var b reserveBody
+	if err := decode(ctx, &b); err != nil {
+		s.metrics.reservations.WithLabelValues("invalid").Inc()
+		return err
+	}
+	req := engine.ReserveRequest{SaleID: seg[2], StoreID: b.StoreID, IdempotencyKey: string(ctx.Request.Header.Peek("Idempotency-Key"))}
+	res, err := s.doReserve(c, ctx, b, req)
+	s.metrics.reservations.WithLabelValues(outcome(res, err)).Inc()
+	if err != nil {
+		return err
+	}
+	status := fasthttp.StatusCreated
+	if res.Replayed {
+		status = fasthttp.StatusOK
+	}
+	writeJSON(ctx, status, holdView{Hold: res.Hold, StoreName: res.StoreName})
+	return nil
+}
+
+func (s *Server) doReserve(c context.Context, ctx *fasthttp.RequestCtx, b reserveBody, req engine.ReserveRequest) (engine.Reservation, error) {
+	var err error
+	if req.UserID, err = shopperID(ctx, b.UserID); err != nil {
+		return engine.Reservation{}, err
+	}
+	if (b.Lat == nil) != (b.Lon == nil) {
+		return engine.Reservation{}, fmt.Errorf("%w: give both lat and lon", engine.ErrInvalid)
+	}
+	if b.Lat != nil {
+		req.HasLocation, req.Lat, req.Lon = true, *b.Lat, *b.Lon
+	}
+	req.Quantity = 1
+	if b.Quantity != nil {
+		if *b.Quantity < 1 {
+			return engine.Reservation{}, fmt.Errorf("%w: quantity must be positive", engine.ErrInvalid)
+		}
+		req.Quantity = *b.Quantity
+	}
+	return s.eng.Reserve(c, req)
+}
+
+func (s *Server) getHold(c context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
+	h, err := s.eng.Hold(c, seg[2])
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, holdView{Hold: h})
+	return nil
+}
+
+// actor works out who is confirming or cancelling: an operator (anyone's
+// hold), a store (its own holds), or, when shopperOK, a shopper naming
+// themselves in the body (their own holds).
+func (s *Server) actor(ctx *fasthttp.RequestCtx, shopperOK bool) (engine.Actor, error) {
+	p := s.principal(ctx)
+	switch {
+	case p.admin:
+		return engine.Actor{}, nil
+	case p.store != "":
+		return engine.Actor{StoreID: p.store}, nil
+	case !shopperOK:
+		return engine.Actor{}, errUnauthorized
+	}
+	var b struct {
+		UserID string `json:"user_id"`
+	}
+	if err := decode(ctx, &b); err != nil {
+		return engine.Actor{}, err
+	}
+	user, err := shopperID(ctx, b.UserID)
+	if err != nil {
+		return engine.Actor{}, err
+	}
+	return engine.Actor{UserID: user}, nil
+}
+
+func (s *Server) confirm(c context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
+	who, err := s.actor(ctx, false)
+	if err != nil {
+		return err
+	}
+	h, err := s.eng.Confirm(c, seg[2], who)
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, holdView{Hold: h})
+	return nil
+}
+
+func (s *Server) cancel(c context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
+	who, err := s.actor(ctx, true)
+	if err != nil {
+		return err
+	}
+	h, err := s.eng.Cancel(c, seg[2], who)
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, holdView{Hold: h})
+	return nil
+}
+
+// storeAccess checks that the caller is the operator or the store itself.
+func (s *Server) storeAccess(ctx *fasthttp.RequestCtx, storeID string) error {
+	p := s.principal(ctx)
+	switch {
+	case p.admin:
+	case p.store == "":
+		return errUnauthorized
+	case p.store != storeID:
+		return fmt.Errorf("%w: a store token opens only its own store", engine.ErrForbidden)
+	}
+	if s.cfg.Stores == nil {
+		return fmt.Errorf("%w: no order store configured", engine.ErrUnavailable)
+	}
+	return nil
+}
+
+func (s *Server) storeOrders(c context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
+	if err := s.storeAccess(ctx, seg[2]); err != nil {
+		return err
+	}
+	limit := 200
+	if v := ctx.QueryArgs().Peek("limit"); len(v) > 0 {
+		var err error
+		if limit, err = strconv.Atoi(string(v)); err != nil || limit < 1 || limit > 1000 {
+			return fmt.Errorf("%w: limit must be 1-1000", engine.ErrInvalid)
+		}
+	}
+	orders, err := s.cfg.Stores.StoreOrders(c, seg[2], limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"store_id": seg[2], "orders": orders})
+	return nil
+}
+
+func (s *Server) orderPacked(c context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
+	if err := s.storeAccess(ctx, seg[2]); err != nil {
+		return err
+	}
+	o, err := s.cfg.Stores.MarkPacked(c, seg[2], seg[4], s.eng.Now())
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, o)
+	return nil
+}
+
+func (s *Server) orderPickedUp(c context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
+	if err := s.storeAccess(ctx, seg[2]); err != nil {
+		return err
+	}
+	h, err := s.eng.Confirm(c, seg[4], engine.Actor{StoreID: seg[2]})
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, holdView{Hold: h})
+	return nil
+}
+
+// storeEvents streams a store's notifications as Server-Sent Events. The
+// SSE id is the notification's sequence number: a client that reconnects
+// with Last-Event-ID (or ?after=) resumes right after it.
+func (s *Server) storeEvents(_ context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
+	if err := s.storeAccess(ctx, seg[2]); err != nil {
+		return err
+	}
+	var after int64
+	last := ctx.Request.Header.Peek("Last-Event-ID")
+	if len(last) == 0 {
+		last = ctx.QueryArgs().Peek("after")
+	}
+	if len(last) > 0 {
+		var err error
+		if after, err = strconv.ParseInt(string(last), 10, 64); err != nil || after < 0 {
+			return fmt.Errorf("%w: Last-Event-ID must be a non-negative integer", engine.ErrInvalid)
+		}
+	}
+	storeID := strings.Clone(seg[2]) // the stream outlives the request buffers
+	feed, poll, closing, log := s.cfg.Stores, s.cfg.PollInterval, s.closing, s.log
+	ctx.SetContentType("text/event-stream")
+	ctx.Response.Header.Set("Cache-Control", "no-cache")
+	ctx.Response.Header.Set("X-Accel-Buffering", "no")
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		if _, err := fmt.Fprintf(w, "retry: 2000\n: stream of store %s\n\n", storeID); err != nil || w.Flush() != nil {
+			return
+		}
+		lastWrite := time.Now()
+		for {
+			c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			events, err := feed.StoreEvents(c, storeID, after, 200)
+			cancel()
+			if err != nil {
+				log.Warn("store stream read failed", "store", storeID, "err", err)
+			}
+			for _, e := range events {
+				fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, e.Payload)
+				after = e.Seq
+			}
+			if len(events) == 0 && time.Since(lastWrite) > 15*time.Second {
+				w.WriteString(": keep-alive\n\n")
+			}
+			if len(events) > 0 || time.Since(lastWrite) > 15*time.Second {
+				if w.Flush() != nil {
+					return // the store went away
+				}
+				lastWrite = time.Now()
+			}
+			if len(events) == 200 {
+				continue
+			}
+			select {
+			case <-closing:
+				return
+			case <-time.After(poll):
+			}
+		}
+	})
+	return nil
+}

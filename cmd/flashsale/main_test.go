@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flashsale/flashsale/api"
+	"github.com/flashsale/flashsale/internal/testenv"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server and the test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runMain starts the binary's Main with args on a free port and returns its
+// base URL; the server stops when the test ends.
+func runMain(t *testing.T, clock *testenv.Clock, args ...string) (string, *syncBuffer) {
+	t.Helper()
+	testenv.Redis(t) // fail early, with instructions, when Redis is missing
+	m := NewMain()
+	out := &syncBuffer{}
+	m.Stdout, m.Stderr = out, out
+	if clock != nil {
+		m.Clock = clock
+	}
+	args = append(args, "-http-addr", "127.0.0.1:0", "-redis-url", testenv.RedisURL(), "-sweep-interval", "10ms")
+	if err := m.ParseFlags(args); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	actx, acancel := context.WithTimeout(ctx, 10*time.Second)
+	defer acancel()
+	addr, err := m.Addr(actx)
+	if err != nil {
+		select {
+		case err := <-done:
+			t.Fatalf("Main stopped: %v\n%s", err, out)
+		default:
+		}
+		t.Fatalf("server did not start: %v\n%s", err, out)
+	}
+	return "http://" + addr, out
+}
+
+type client struct {
+	t    *testing.T
+	base string
+}
+
+func (c client) call(method, path, token, body string, headers ...string) (int, map[string]any) {
+	c.t.Helper()
+	req, err := http.NewRequest(method, c.base+path, strings.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(raw, &m); err != nil {
+			c.t.Fatalf("%s %s: %v: %s", method, path, err, raw)
+		}
+	}
+	return resp.StatusCode, m
+}
+
+func (c client) must(method, path, token, body string, status int, headers ...string) map[string]any {
+	c.t.Helper()
+	got, m := c.call(method, path, token, body, headers...)
+	if got != status {
+		c.t.Fatalf("%s %s: status %d, want %d: %v", method, path, got, status, m)
+	}
+	return m
+}
+
+// TestServeEndToEnd runs the binary's main on a free port and drives a sale
+// over HTTP: stores and a sale created by an operator, shoppers reserving,
+// a store confirming, a shopper cancelling, a hold expiring by the sweeper.
+func TestServeEndToEnd(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	clock := testenv.NewClock(now)
+	token := "e2e-admin-token-0123456789"
+	base, _ := runMain(t, clock, "serve", "-admin-token", token, "-namespace", testenv.ID("e2e-"))
+	c := client{t, base}
+
+	a, b := testenv.ID("e2e-a-"), testenv.ID("e2e-b-")
+	stores := c.must("POST", "/v1/stores", token, fmt.Sprintf(`[{"id":%q,"name":"Alpha","lat":48.85,"lon":2.35},{"id":%q,"name":"Beta","lat":48.86,"lon":2.36}]`, a, b), 200)
+	tokens := stores["stores"].([]any)
+	storeTokA := tokens[0].(map[string]any)["token"].(string)
+	if storeTokA != api.StoreToken(token, a) {
+		t.Fatalf("store token %q", storeTokA)
+	}
+	saleID := testenv.ID("e2e-sale-")
+	c.must("POST", "/v1/sales", token, fmt.Sprintf(`{"id":%q,"sku":"S","name":"E2E","starts_at":%q,"ends_at":%q,"per_user_limit":1,"hold_ttl_seconds":30,"max_distance_km":5,"allocations":{%q:2,%q:1}}`,
+		saleID, now.Add(time.Minute).Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339), a, b), 201)
+	t.Cleanup(func() {
+		rdb := testenv.Redis(t)
+		p := "{s:" + saleID + "}:"
+		rdb.Del(context.Background(), p+"meta", p+"stock", p+"buyers", p+"holds", p+"expiry", p+"outbox")
+	})
+	reserve := "/v1/sales/" + saleID + "/reservations"
+	if code, m := c.call("POST", reserve, "", `{"user_id":"u1","lat":48.85,"lon":2.35}`); code != 425 {
+		t.Fatalf("before the start: %d %v", code, m)
+	}
+	clock.Advance(time.Minute)
+	h1 := c.must("POST", reserve, "", `{"user_id":"u1","lat":48.85,"lon":2.35}`, 201, "Idempotency-Key", "x")
+	again := c.must("POST", reserve, "", `{"user_id":"u1","lat":48.85,"lon":2.35}`, 200, "Idempotency-Key", "x")
+	if again["hold_id"] != h1["hold_id"] || h1["store_name"] != "Alpha" {
+		t.Fatalf("replay %v vs %v", again, h1)
+	}
+	h2 := c.must("POST", reserve, "", `{"user_id":"u2","lat":48.85,"lon":2.35}`, 201)
+	h3 := c.must("POST", reserve, "", `{"user_id":"u3","lat":48.85,"lon":2.35}`, 201)
+	if h3["store_id"] != b {
+		t.Fatalf("third shopper should fall back to Beta: %v", h3)
+	}
+	if code, m := c.call("POST", reserve, "", `{"user_id":"u4","lat":48.85,"lon":2.35}`); code != 409 || m["error"].(map[string]any)["code"] != "sold_out" {
+		t.Fatalf("sold out: %d %v", code, m)
+	}
+	c.must("POST", "/v1/holds/"+h1["hold_id"].(string)+"/confirm", storeTokA, "", 200)
+	c.must("POST", "/v1/holds/"+h2["hold_id"].(string)+"/cancel", "", `{"user_id":"u2"}`, 200)
+	if s := c.must("GET", "/v1/sales/"+saleID, "", "", 200); s["remaining"] != 1.0 || s["state"] != "live" {
+		t.Fatalf("after cancel: %v", s)
+	}
+	// h3 expires: the sweeper runs on the injected clock.
+	clock.Advance(31 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h := c.must("GET", "/v1/holds/"+h3["hold_id"].(string), "", "", 200)
+		if h["state"] == "expired" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hold not expired by the sweeper: %v", h)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s := c.must("GET", "/v1/sales/"+saleID, "", "", 200); s["remaining"] != 2.0 {
+		t.Fatalf("after expiry: %v", s)
+	}
+	orders := c.must("GET", "/v1/stores/"+a+"/orders", storeTokA, "", 200)["orders"].([]any)
+	if len(orders) != 2 {
+		t.Fatalf("store A orders: %v", orders)
+	}
+	c.must("GET", "/v1/stores/"+b+"/orders", storeTokA, "", 403)
+	for _, p := range []string{"/healthz", "/readyz", "/"} {
+		c.must("GET", p, "", "", 200)
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"flashsale_reservations_total", "flashsale_redis_script_duration_seconds_bucket", "flashsale_holds_expired_total 1"} {
+		if !strings.Contains(string(raw), want) {
+			t.Fatalf("metrics lack %q", want)
+		}
+	}
+}
+
+// TestDemoSeedsAndPrintsCommands runs `flashsale demo` as make run does.
+func TestDemoSeedsAndPrintsCommands(t *testing.T) {
+	base, out := runMain(t, nil, "demo", "-namespace", testenv.ID("demo-"), "-demo-start-delay", "0s")
+	c := client{t, base}
+	text := out.String()
+	for _, want := range []string{"Admin token: adm_", "curl -s -XPOST $FS/v1/sales/$SALE/reservations", "export FS=" + base} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("demo output lacks %q:\n%s", want, text)
+		}
+	}
+	sales := c.must("GET", "/v1/sales", "", "", 200)["sales"].([]any)
+	if len(sales) != 1 {
+		t.Fatalf("want the one demo sale, got %v", sales)
+	}
+	s := sales[0].(map[string]any)
+	saleID := s["id"].(string)
+	t.Cleanup(func() {
+		rdb := testenv.Redis(t)
+		p := "{s:" + saleID + "}:"
+		rdb.Del(context.Background(), p+"meta", p+"stock", p+"buyers", p+"holds", p+"expiry", p+"outbox")
+	})
+	if n := len(s["stores"].([]any)); n != demoStores {
+		t.Fatalf("demo sale has %d stores", n)
+	}
+	if r := s["remaining"].(float64); r < 100 || r > 1000 {
+		t.Fatalf("demo sale has %v units", r)
+	}
+	res := c.must("POST", "/v1/sales/"+saleID+"/reservations", "", fmt.Sprintf(`{"user_id":"demo-user","lat":%v,"lon":%v}`, demoLat, demoLon), 201)
+	if res["store_name"] == "" {
+		t.Fatalf("reservation: %v", res)
+	}
+}
+
+func TestParseFlagsRejectsBadInput(t *testing.T) {
+	cases := [][]string{
+		{},
+		{"frobnicate"},
+		{"serve", "-sweep-interval", "1ns"},
+		{"serve", "-admin-token", "short"},
+		{"serve", "extra-arg"},
+		{"store-token"},
+	}
+	for _, args := range cases {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			m := NewMain()
+			m.Stdout, m.Stderr = io.Discard, io.Discard
+			if err := m.ParseFlags(args); err == nil {
+				t.Fatalf("ParseFlags(%q) accepted bad input", args)
+			}
+		})
+	}
+}

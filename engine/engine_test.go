@@ -1,0 +1,171 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
+func validSale() Sale {
+	return Sale{ID: "s1", Name: "Sale", StartsAt: t0, EndsAt: t0.Add(time.Hour), Allocations: map[string]int{"a": 2, "b": 3}}
+}
+
+func TestSaleNormalize(t *testing.T) {
+	t.Parallel()
+	s := validSale()
+	if err := s.normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if s.SKU != "s1" || s.PerUserLimit != DefaultPerUserLimit || s.HoldTTL() != DefaultHoldTTL || s.MaxDistanceKm != DefaultMaxDistanceKm {
+		t.Fatalf("defaults not applied: %+v", s)
+	}
+	if s.Total() != 5 {
+		t.Fatalf("total %d", s.Total())
+	}
+	s.Quantity = 4
+	if s.Total() != 4 {
+		t.Fatalf("capped total %d", s.Total())
+	}
+	bad := map[string]func(*Sale){
+		"bad id":               func(s *Sale) { s.ID = "a/b" },
+		"empty name":           func(s *Sale) { s.Name = "" },
+		"no start":             func(s *Sale) { s.StartsAt = time.Time{} },
+		"ends before start":    func(s *Sale) { s.EndsAt = s.StartsAt },
+		"negative limit":       func(s *Sale) { s.PerUserLimit = -1 },
+		"ttl too long":         func(s *Sale) { s.HoldTTLSeconds = int(MaxHoldTTL/time.Second) + 1 },
+		"negative ttl":         func(s *Sale) { s.HoldTTLSeconds = -1 },
+		"NaN distance":         func(s *Sale) { s.MaxDistanceKm = math.NaN() },
+		"distance too far":     func(s *Sale) { s.MaxDistanceKm = 30000 },
+		"no allocations":       func(s *Sale) { s.Allocations = nil },
+		"zero total":           func(s *Sale) { s.Allocations = map[string]int{"a": 0} },
+		"negative allocation":  func(s *Sale) { s.Allocations = map[string]int{"a": -1, "b": 3} },
+		"bad store id":         func(s *Sale) { s.Allocations = map[string]int{"a b": 1} },
+		"quantity over sum":    func(s *Sale) { s.Quantity = 6 },
+		"negative quantity":    func(s *Sale) { s.Quantity = -1 },
+		"sku too long":         func(s *Sale) { s.SKU = strings.Repeat("x", 65) },
+		"name too long":        func(s *Sale) { s.Name = strings.Repeat("x", 201) },
+		"per user limit 1001":  func(s *Sale) { s.PerUserLimit = 1001 },
+		"negative distance km": func(s *Sale) { s.MaxDistanceKm = -1 },
+	}
+	for name, mut := range bad {
+		t.Run(name, func(t *testing.T) {
+			s := validSale()
+			mut(&s)
+			if err := s.normalize(); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("normalize = %v, want ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func TestSaleState(t *testing.T) {
+	t.Parallel()
+	s := validSale()
+	for _, c := range []struct {
+		at   time.Time
+		want SaleState
+	}{
+		{t0.Add(-time.Nanosecond), SaleScheduled},
+		{t0, SaleLive},
+		{t0.Add(time.Hour - time.Nanosecond), SaleLive},
+		{t0.Add(time.Hour), SaleEnded},
+	} {
+		if got := s.State(c.at); got != c.want {
+			t.Fatalf("State(%v) = %s, want %s", c.at, got, c.want)
+		}
+	}
+}
+
+func TestStockCheck(t *testing.T) {
+	t.Parallel()
+	ok := Stock{Initial: 5, Remaining: 2, Held: 2, Confirmed: 1, Stores: map[string]StoreStock{
+		"a": {Initial: 2, Remaining: 0, Held: 1, Confirmed: 1},
+		"b": {Initial: 3, Remaining: 2, Held: 1},
+	}}
+	if bad := ok.Check(); len(bad) != 0 {
+		t.Fatalf("clean stock reported: %v", bad)
+	}
+	over := ok
+	over.Stores = map[string]StoreStock{"a": {Initial: 2, Remaining: -1, Held: 2, Confirmed: 1}, "b": ok.Stores["b"]}
+	if bad := over.Check(); len(bad) == 0 {
+		t.Fatal("negative store count not reported")
+	}
+	lost := ok
+	lost.Remaining = 3
+	if bad := lost.Check(); len(bad) == 0 {
+		t.Fatal("global mismatch not reported")
+	}
+}
+
+func TestSaleOfHold(t *testing.T) {
+	t.Parallel()
+	for id, want := range map[string]string{"s1.abc": "s1", "my-sale_2.x": "my-sale_2"} {
+		if got, err := SaleOfHold(id); err != nil || got != want {
+			t.Fatalf("SaleOfHold(%q) = %q, %v", id, got, err)
+		}
+	}
+	for _, id := range []string{"", "nodot", ".abc", "s1.", "bad id.x", strings.Repeat("a", 200) + ".x"} {
+		if _, err := SaleOfHold(id); !errors.Is(err, ErrUnknownHold) {
+			t.Fatalf("SaleOfHold(%q) = %v, want ErrUnknownHold", id, err)
+		}
+	}
+}
+
+// refusingLedger fails the test on any call: requests refused by
+// validation must never reach the ledger.
+type refusingLedger struct {
+	Ledger
+	t *testing.T
+}
+
+func (l refusingLedger) Sale(context.Context, string) (Sale, error) {
+	s := validSale()
+	s.Stores = []Store{{ID: "a", Name: "A", Lat: 1, Lon: 1}, {ID: "b", Name: "B", Lat: 1, Lon: 2}}
+	return s, nil
+}
+
+func (l refusingLedger) Reserve(context.Context, string, time.Time, []LedgerReserve) ([]LedgerOutcome, error) {
+	l.t.Fatal("an invalid request reached the ledger")
+	return nil, nil
+}
+
+type fixedClock time.Time
+
+func (c fixedClock) Now() time.Time { return time.Time(c) }
+
+func TestReserveValidation(t *testing.T) {
+	t.Parallel()
+	e, err := New(Config{Ledger: refusingLedger{t: t}, Clock: fixedClock(t0.Add(time.Minute))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]ReserveRequest{
+		"no user":              {SaleID: "s1", HasLocation: true},
+		"bad user":             {SaleID: "s1", UserID: "a b", HasLocation: true},
+		"no location or store": {SaleID: "s1", UserID: "u"},
+		"lat out of range":     {SaleID: "s1", UserID: "u", HasLocation: true, Lat: -90.5},
+		"NaN lon":              {SaleID: "s1", UserID: "u", HasLocation: true, Lon: math.NaN()},
+		"negative quantity":    {SaleID: "s1", UserID: "u", HasLocation: true, Quantity: -2},
+		"too many":             {SaleID: "s1", UserID: "u", HasLocation: true, Quantity: MaxQuantityPerHold + 1},
+		"long key":             {SaleID: "s1", UserID: "u", HasLocation: true, IdempotencyKey: strings.Repeat("k", 129)},
+	}
+	for name, r := range cases {
+		t.Run(name, func(t *testing.T) {
+			if _, err := e.Reserve(context.Background(), r); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Reserve = %v, want ErrInvalid", err)
+			}
+		})
+	}
+	if _, err := e.Reserve(context.Background(), ReserveRequest{SaleID: "s1", UserID: "u", StoreID: "zz"}); !errors.Is(err, ErrUnknownStore) {
+		t.Fatalf("unknown store: %v", err)
+	}
+	early, _ := New(Config{Ledger: refusingLedger{t: t}, Clock: fixedClock(t0.Add(-time.Second))})
+	if _, err := early.Reserve(context.Background(), ReserveRequest{SaleID: "s1", UserID: "u", StoreID: "a"}); !errors.Is(err, ErrNotStarted) {
+		t.Fatalf("before start: %v", err)
+	}
+}

@@ -1,0 +1,318 @@
+package geo
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+func TestEncodeKnownValues(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		p    Point
+		prec int
+		want string
+	}{
+		{Point{57.64911, 10.40744}, 11, "u4pruydqqvj"},
+		{Point{42.6, -5.6}, 5, "ezs42"},
+		{Point{0, 0}, 1, "s"},
+		{Point{-90, -180}, 4, "0000"},
+		{Point{90, 180}, 4, "zzzz"},
+		{Point{91, 0}, 5, ""},
+		{Point{math.NaN(), 0}, 5, ""},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprint(c.p, c.prec), func(t *testing.T) {
+			if got := Encode(c.p, c.prec); got != c.want {
+				t.Fatalf("Encode(%v, %d) = %q, want %q", c.p, c.prec, got, c.want)
+			}
+		})
+	}
+}
+
+func TestDecodeBoxRoundTrip(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		p := Point{rng.Float64()*180 - 90, rng.Float64()*360 - 180}
+		prec := 1 + rng.IntN(MaxPrecision)
+		h := Encode(p, prec)
+		b, err := DecodeBox(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Lat < b.MinLat || p.Lat > b.MaxLat || p.Lon < b.MinLon || p.Lon > b.MaxLon {
+			t.Fatalf("%v not inside the box %+v of %q", p, b, h)
+		}
+		if Encode(b.Center(), prec) != h {
+			t.Fatalf("centre of %q encodes to %q", h, Encode(b.Center(), prec))
+		}
+	}
+	for _, bad := range []string{"", "u4pa", "abc", "u4pruydqqvjxx", "U4"} {
+		if _, err := DecodeBox(bad); !errors.Is(err, ErrInvalidGeohash) {
+			t.Fatalf("DecodeBox(%q) = %v, want ErrInvalidGeohash", bad, err)
+		}
+	}
+}
+
+func TestNeighbors(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		hash string
+		want []string // nil: only check the count
+		n    int
+	}{
+		// Known neighbours of ezs42 (north, north-east, east, ...).
+		{"mid latitude", "ezs42", []string{"ezs48", "ezs49", "ezs43", "ezs41", "ezs40", "ezefp", "ezefr", "ezefx"}, 8},
+		{"east edge wraps to the west", "xbpb", nil, 8},
+		{"west edge wraps to the east", "0000", nil, 5},
+		{"north pole row", "zzzz", nil, 5},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := Neighbors(c.hash)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != c.n {
+				t.Fatalf("Neighbors(%q) = %v, want %d cells", c.hash, got, c.n)
+			}
+			if c.want != nil {
+				g, w := slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(c.want))
+				if !slices.Equal(g, w) {
+					t.Fatalf("Neighbors(%q) = %v, want %v", c.hash, g, w)
+				}
+			}
+			seen := map[string]bool{}
+			for _, n := range got {
+				if n == c.hash || seen[n] || len(n) != len(c.hash) {
+					t.Fatalf("Neighbors(%q) has a bad cell %q in %v", c.hash, n, got)
+				}
+				seen[n] = true
+				// Every neighbour touches the cell (wrapping longitude).
+				a, _ := DecodeBox(c.hash)
+				b, _ := DecodeBox(n)
+				if b.MinLat > a.MaxLat+1e-9 || b.MaxLat < a.MinLat-1e-9 {
+					t.Fatalf("%q does not touch %q in latitude", n, c.hash)
+				}
+			}
+		})
+	}
+	t.Run("antimeridian", func(t *testing.T) {
+		east := Encode(Point{10, 179.99}, 5)
+		west := Encode(Point{10, -179.99}, 5)
+		got, _ := Neighbors(east)
+		if !slices.Contains(got, west) {
+			t.Fatalf("neighbours of %q (lon 179.99) %v lack %q (lon -179.99)", east, got, west)
+		}
+	})
+	if _, err := Neighbors("!"); !errors.Is(err, ErrInvalidGeohash) {
+		t.Fatalf("bad hash: %v", err)
+	}
+}
+
+func TestHaversine(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		a, b Point
+		want float64
+		tol  float64
+	}{
+		{"Paris-London", Point{48.8566, 2.3522}, Point{51.5074, -0.1278}, 343.5, 0.5},
+		{"zero", Point{10, 10}, Point{10, 10}, 0, 1e-9},
+		{"antipodes", Point{0, 0}, Point{0, 180}, math.Pi * EarthRadiusKm, 0.01},
+		{"poles", Point{90, 0}, Point{-90, 0}, math.Pi * EarthRadiusKm, 0.01},
+		{"across the antimeridian", Point{0, 179.99}, Point{0, -179.99}, 2.224, 0.01},
+		{"pole with any longitude", Point{90, 0}, Point{90, 123}, 0, 1e-6},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := Haversine(c.a, c.b); math.Abs(got-c.want) > c.tol {
+				t.Fatalf("Haversine = %v, want %v ± %v", got, c.want, c.tol)
+			}
+		})
+	}
+}
+
+// bruteNearest is the reference answer.
+func bruteNearest(items []Item, p Point, maxKm float64, k int) []string {
+	var c []Candidate
+	for _, it := range items {
+		if d := Haversine(p, it.Point); d <= maxKm {
+			c = append(c, Candidate{ID: it.ID, DistanceKm: d})
+		}
+	}
+	sortCandidates(c)
+	if k > 0 && len(c) > k {
+		c = c[:k]
+	}
+	ids := make([]string, len(c))
+	for i := range c {
+		ids[i] = c[i].ID
+	}
+	return ids
+}
+
+func ids(c []Candidate) []string {
+	out := make([]string, len(c))
+	for i := range c {
+		out[i] = c[i].ID
+	}
+	return out
+}
+
+func mustIndex(t testing.TB, items []Item) *Index {
+	t.Helper()
+	ix, err := NewIndex(items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ix
+}
+
+func TestNearestEdgeCases(t *testing.T) {
+	t.Parallel()
+	items := []Item{
+		{"east", Point{0, 179.99}},
+		{"west", Point{0, -179.99}},
+		{"north1", Point{89.99, 0}},
+		{"north2", Point{89.99, 180}},
+		{"south", Point{-89.95, 45}},
+		{"berlin", Point{52.52, 13.405}},
+		{"potsdam", Point{52.39, 13.06}},
+		{"tie-a", Point{10, 10.01}},
+		{"tie-b", Point{10, 9.99}},
+	}
+	ix := mustIndex(t, items)
+	cases := []struct {
+		name  string
+		p     Point
+		maxKm float64
+		k     int
+		want  []string
+	}{
+		{"antimeridian from the east", Point{0, 179.995}, 5, 0, []string{"east", "west"}},
+		{"antimeridian from the west", Point{0, -179.999}, 5, 0, []string{"west", "east"}},
+		{"north pole across longitudes", Point{90, 0}, 5, 0, []string{"north1", "north2"}},
+		{"near the south pole", Point{-90, -170}, 10, 0, []string{"south"}},
+		{"nearest only", Point{52.5, 13.4}, 100, 1, []string{"berlin"}},
+		{"radius excludes everything", Point{52.5, 13.4}, 0.001, 0, []string{}},
+		{"k larger than the index", Point{52.5, 13.4}, 30000, 100, bruteNearest(items, Point{52.5, 13.4}, 30000, 0)},
+		{"ties by id", Point{10, 10}, 5, 0, []string{"tie-a", "tie-b"}},
+		{"radius boundary inclusive", Point{52.52, 13.405}, Haversine(Point{52.52, 13.405}, Point{52.39, 13.06}), 0, []string{"berlin", "potsdam"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := ix.Nearest(c.p, c.maxKm, c.k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g := ids(got); !slices.Equal(g, c.want) {
+				t.Fatalf("Nearest = %v, want %v", g, c.want)
+			}
+		})
+	}
+	for _, p := range []Point{{math.NaN(), 0}, {91, 0}, {0, 181}, {math.Inf(1), 0}, {-90.0001, 0}} {
+		if _, err := ix.Nearest(p, 10, 1); !errors.Is(err, ErrInvalidPoint) {
+			t.Fatalf("Nearest(%v) = %v, want ErrInvalidPoint", p, err)
+		}
+	}
+	for _, r := range []float64{0, -1, math.NaN()} {
+		if _, err := ix.Nearest(Point{0, 0}, r, 1); err == nil {
+			t.Fatalf("radius %v accepted", r)
+		}
+	}
+	empty := mustIndex(t, nil)
+	if got, err := empty.Nearest(Point{0, 0}, 100, 3); err != nil || len(got) != 0 {
+		t.Fatalf("empty index: %v %v", got, err)
+	}
+	if _, err := NewIndex([]Item{{"x", Point{0, 200}}}); !errors.Is(err, ErrInvalidPoint) {
+		t.Fatalf("invalid item: %v", err)
+	}
+	if _, err := NewIndex([]Item{{"x", Point{0, 0}}, {"x", Point{1, 1}}}); err == nil {
+		t.Fatal("duplicate ids accepted")
+	}
+}
+
+// TestNearestMatchesBruteForce compares the index with a brute-force scan on
+// random layouts, points, radii and k.
+func TestNearestMatchesBruteForce(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(2026, 11))
+	around := func(c Point, spreadDeg float64) Point {
+		lat := math.Max(-90, math.Min(90, c.Lat+(rng.Float64()*2-1)*spreadDeg))
+		lon := c.Lon + (rng.Float64()*2-1)*spreadDeg
+		for lon > 180 {
+			lon -= 360
+		}
+		for lon < -180 {
+			lon += 360
+		}
+		return Point{lat, lon}
+	}
+	layouts := map[string]func() Point{
+		"dense city":        func() Point { return around(Point{52.52, 13.405}, 0.3) },
+		"global":            func() Point { return Point{rng.Float64()*180 - 90, rng.Float64()*360 - 180} },
+		"antimeridian":      func() Point { return around(Point{-17, 180}, 1.5) },
+		"north pole":        func() Point { return around(Point{89.5, 0}, 1) },
+		"south pole":        func() Point { return around(Point{-89.7, 120}, 0.6) },
+		"two far clusters":  func() Point { return around([]Point{{40.7, -74}, {35.7, 139.7}}[rng.IntN(2)], 0.2) },
+		"single cell stack": func() Point { return around(Point{1, 1}, 0.0001) },
+	}
+	for name, gen := range layouts {
+		t.Run(name, func(t *testing.T) {
+			for _, n := range []int{1, 7, 60, 900} {
+				items := make([]Item, n)
+				for i := range items {
+					items[i] = Item{ID: fmt.Sprintf("s%04d", i), Point: gen()}
+				}
+				ix := mustIndex(t, items)
+				for q := range 150 {
+					p := gen()
+					if q%5 == 0 {
+						p = Point{rng.Float64()*180 - 90, rng.Float64()*360 - 180}
+					}
+					maxKm := []float64{0.5, 5, 25, 300, 5000, 21000}[rng.IntN(6)]
+					k := []int{0, 1, 3, 16, 1000}[rng.IntN(5)]
+					got, err := ix.Nearest(p, maxKm, k)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if want := bruteNearest(items, p, maxKm, k); !slices.Equal(ids(got), want) {
+						t.Fatalf("n=%d p=%v r=%v k=%d precision=%d:\n got %v\nwant %v", n, p, maxKm, k, ix.Precision(), ids(got), want)
+					}
+					for i := 1; i < len(got); i++ {
+						if got[i].DistanceKm < got[i-1].DistanceKm {
+							t.Fatalf("not sorted by distance: %v", got)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkNearest(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	items := make([]Item, 5000)
+	for i := range items {
+		items[i] = Item{ID: fmt.Sprintf("s%d", i), Point: Point{52.52 + (rng.Float64()*2-1)*0.3, 13.405 + (rng.Float64()*2-1)*0.5}}
+	}
+	ix := mustIndex(b, items)
+	pts := make([]Point, 1024)
+	for i := range pts {
+		pts[i] = Point{52.52 + (rng.Float64()*2-1)*0.2, 13.405 + (rng.Float64()*2-1)*0.3}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := ix.Nearest(pts[i%len(pts)], 20, 16); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

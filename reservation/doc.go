@@ -1,0 +1,19 @@
+// Package reservation is the Redis stock ledger behind the engine: one Lua
+// script per operation (create sale, reserve, confirm, cancel, expire),
+// embedded with go:embed, loaded at start-up and re-loaded on NOSCRIPT.
+//
+// Every key of one sale carries the hash tag {s:<saleID>}, so each script
+// touches one Redis Cluster slot, and scripts see keys only through KEYS:
+//
+//	{s:<id>}:meta    hash: window, limit, TTL, sale JSON, initial counts
+//	{s:<id>}:stock   hash: g/gh/gc global remaining/held/confirmed,
+//	                 r:/h:/c:<store> per-store remaining/held/confirmed
+//	{s:<id>}:buyers  hash: user → units held or confirmed
+//	{s:<id>}:holds   hash: hold id → hold record JSON,
+//	                 r:<len>:<user>:<key> → hold id (idempotency)
+//	{s:<id>}:expiry  sorted set: hold id scored by expiry (ms)
+//	{s:<id>}:outbox  stream: one event per hold transition
+//
+// Two keys outside any sale list what exists: <ns>:stores (hash of store
+// JSON) and <ns>:sales (set of sale ids).
+package reservation

@@ -1,0 +1,488 @@
+package reservation
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/flashsale/flashsale/engine"
+)
+
+var (
+	//go:embed lua/lib.lua
+	libLua string
+	//go:embed lua/create_sale.lua
+	createSaleLua string
+	//go:embed lua/reserve.lua
+	reserveLua string
+	//go:embed lua/confirm.lua
+	confirmLua string
+	//go:embed lua/cancel.lua
+	cancelLua string
+	//go:embed lua/expire.lua
+	expireLua string
+)
+
+// script is one Lua script with the name metrics and logs know it by.
+type script struct {
+	name string
+	*redis.Script
+}
+
+// ScriptObserver is told the duration and error of every script call.
+type ScriptObserver func(script string, d time.Duration, err error)
+
+// Ledger is the Redis implementation of engine.Ledger. It is safe for
+// concurrent use.
+type Ledger struct {
+	rdb     redis.UniversalClient
+	ns      string
+	observe ScriptObserver
+
+	createSale, reserve, confirm, cancel, expire script
+}
+
+var _ engine.Ledger = (*Ledger)(nil)
+
+// Option configures a Ledger.
+type Option func(*Ledger)
+
+// WithNamespace sets the prefix of the keys that list stores and sales
+// ("flashsale" by default). Sale keys are fixed by the key schema.
+func WithNamespace(ns string) Option { return func(l *Ledger) { l.ns = ns } }
+
+// WithScriptObserver sets a function told about every script call.
+func WithScriptObserver(o ScriptObserver) Option { return func(l *Ledger) { l.observe = o } }
+
+// New returns a Ledger over a Redis client (a single node, or a cluster
+// client). Call Load before serving traffic.
+func New(rdb redis.UniversalClient, opts ...Option) *Ledger {
+	l := &Ledger{
+		rdb:        rdb,
+		ns:         "flashsale",
+		createSale: script{"create_sale", redis.NewScript(createSaleLua)},
+		reserve:    script{"reserve", redis.NewScript(reserveLua)},
+		confirm:    script{"confirm", redis.NewScript(libLua + confirmLua)},
+		cancel:     script{"cancel", redis.NewScript(libLua + cancelLua)},
+		expire:     script{"expire", redis.NewScript(libLua + expireLua)},
+	}
+	for _, o := range opts {
+		o(l)
+	}
+	return l
+}
+
+func (l *Ledger) scripts() []script {
+	return []script{l.createSale, l.reserve, l.confirm, l.cancel, l.expire}
+}
+
+// Load loads every script into Redis (into every master of a cluster), so
+// that calls by SHA succeed from the first request. It returns an error
+// wrapping engine.ErrUnavailable when Redis does not answer.
+func (l *Ledger) Load(ctx context.Context) error {
+	load := func(ctx context.Context, c *redis.Client) error {
+		for _, s := range l.scripts() {
+			if err := s.Load(ctx, c).Err(); err != nil {
+				return fmt.Errorf("%w: load script %s: %v", engine.ErrUnavailable, s.name, err)
+			}
+		}
+		return nil
+	}
+	switch c := l.rdb.(type) {
+	case *redis.ClusterClient:
+		return c.ForEachMaster(ctx, load)
+	case *redis.Client:
+		return load(ctx, c)
+	}
+	for _, s := range l.scripts() {
+		if err := s.Load(ctx, l.rdb).Err(); err != nil {
+			return fmt.Errorf("%w: load script %s: %v", engine.ErrUnavailable, s.name, err)
+		}
+	}
+	return nil
+}
+
+// Ping checks that Redis answers.
+func (l *Ledger) Ping(ctx context.Context) error {
+	if err := l.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("%w: redis: %v", engine.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// keys returns the six keys of a sale in the order every script expects.
+func keys(saleID string) []string {
+	p := "{s:" + saleID + "}:"
+	return []string{p + "meta", p + "stock", p + "buyers", p + "holds", p + "expiry", p + "outbox"}
+}
+
+// OutboxKey is the stream a sale's hold events are appended to.
+func OutboxKey(saleID string) string { return "{s:" + saleID + "}:outbox" }
+
+func (l *Ledger) storesKey() string { return l.ns + ":stores" }
+func (l *Ledger) salesKey() string  { return l.ns + ":sales" }
+
+// run calls a script by SHA, loading it again when Redis answers NOSCRIPT
+// (after a restart or failover), and reports the call to the observer.
+func (l *Ledger) run(ctx context.Context, s script, keys []string, args ...any) (any, error) {
+	start := time.Now()
+	v, err := s.EvalSha(ctx, l.rdb, keys, args...).Result()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		v, err = s.Eval(ctx, l.rdb, keys, args...).Result()
+	}
+	if l.observe != nil {
+		l.observe(s.name, time.Since(start), err)
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return v, nil
+}
+
+func unavailable(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", engine.ErrUnavailable, err)
+	}
+	return fmt.Errorf("%w: redis: %v", engine.ErrUnavailable, err)
+}
+
+// UpsertStores saves stores in the namespace's store hash.
+func (l *Ledger) UpsertStores(ctx context.Context, stores []engine.Store) error {
+	vals := make([]any, 0, 2*len(stores))
+	for _, s := range stores {
+		b, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		vals = append(vals, s.ID, string(b))
+	}
+	if err := l.rdb.HSet(ctx, l.storesKey(), vals...).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// Stores returns every saved store, in no particular order.
+func (l *Ledger) Stores(ctx context.Context) ([]engine.Store, error) {
+	m, err := l.rdb.HGetAll(ctx, l.storesKey()).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out := make([]engine.Store, 0, len(m))
+	for id, v := range m {
+		var s engine.Store
+		if err := json.Unmarshal([]byte(v), &s); err != nil {
+			return nil, fmt.Errorf("decode store %q: %w", id, err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// CreateSale saves a sale and its initial stock; engine.ErrSaleExists when
+// the id is taken.
+func (l *Ledger) CreateSale(ctx context.Context, s engine.Sale) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	// List the sale first: a listed id without a sale is skipped by readers,
+	// a sale that is not listed would never be swept.
+	if err := l.rdb.SAdd(ctx, l.salesKey(), s.ID).Err(); err != nil {
+		return unavailable(err)
+	}
+	args := []any{s.StartsAt.UnixMilli(), s.EndsAt.UnixMilli(), s.PerUserLimit, s.HoldTTL().Milliseconds(),
+		string(b), s.Total(), len(s.Allocations)}
+	for id, q := range s.Allocations {
+		args = append(args, id, q)
+	}
+	v, err := l.run(ctx, l.createSale, keys(s.ID)[:2], args...)
+	if err != nil {
+		return err
+	}
+	if v == "exists" {
+		return fmt.Errorf("sale %q: %w", s.ID, engine.ErrSaleExists)
+	}
+	return nil
+}
+
+// Sale loads a sale; engine.ErrUnknownSale when there is none.
+func (l *Ledger) Sale(ctx context.Context, id string) (engine.Sale, error) {
+	v, err := l.rdb.HGet(ctx, keys(id)[0], "json").Result()
+	if errors.Is(err, redis.Nil) {
+		return engine.Sale{}, fmt.Errorf("sale %q: %w", id, engine.ErrUnknownSale)
+	}
+	if err != nil {
+		return engine.Sale{}, unavailable(err)
+	}
+	var s engine.Sale
+	if err := json.Unmarshal([]byte(v), &s); err != nil {
+		return engine.Sale{}, fmt.Errorf("decode sale %q: %w", id, err)
+	}
+	return s, nil
+}
+
+// SaleIDs lists every sale id.
+func (l *Ledger) SaleIDs(ctx context.Context) ([]string, error) {
+	ids, err := l.rdb.SMembers(ctx, l.salesKey()).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return ids, nil
+}
+
+var reserveErrors = map[string]error{
+	"not_started":    engine.ErrNotStarted,
+	"ended":          engine.ErrEnded,
+	"limit_reached":  engine.ErrLimitReached,
+	"sold_out":       engine.ErrSoldOut,
+	"no_store_stock": engine.ErrNoStoreStock,
+	"unknown_sale":   engine.ErrUnknownSale,
+}
+
+// Reserve runs a batch of reservations of one sale in one script call.
+func (l *Ledger) Reserve(ctx context.Context, saleID string, now time.Time, reqs []engine.LedgerReserve) ([]engine.LedgerOutcome, error) {
+	n := 2
+	for _, r := range reqs {
+		n += 5 + 2*len(r.Candidates)
+	}
+	args := make([]any, 0, n)
+	args = append(args, now.UnixMilli(), len(reqs))
+	for _, r := range reqs {
+		args = append(args, r.HoldID, r.UserID, r.Key, r.Quantity, len(r.Candidates))
+		for _, c := range r.Candidates {
+			args = append(args, c.StoreID, strconv.FormatFloat(c.DistanceKm, 'f', 3, 64))
+		}
+	}
+	v, err := l.run(ctx, l.reserve, keys(saleID), args...)
+	if err != nil {
+		return nil, err
+	}
+	rows, ok := v.([]any)
+	if !ok || len(rows) != len(reqs) {
+		return nil, fmt.Errorf("%w: reserve script answered %T of %d for %d requests", engine.ErrUnavailable, v, len(rows), len(reqs))
+	}
+	out := make([]engine.LedgerOutcome, len(reqs))
+	for i, row := range rows {
+		code, rec, err := pair(row)
+		if err != nil {
+			return nil, err
+		}
+		switch code {
+		case "created", "replay":
+			h, err := decodeHold(saleID, rec)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = engine.LedgerOutcome{Hold: h, Replayed: code == "replay"}
+		default:
+			e, ok := reserveErrors[code]
+			if !ok {
+				return nil, fmt.Errorf("%w: reserve script answered %q", engine.ErrUnavailable, code)
+			}
+			out[i].Err = e
+		}
+	}
+	return out, nil
+}
+
+// pair reads a {code, record} reply row.
+func pair(v any) (string, string, error) {
+	row, ok := v.([]any)
+	if !ok || len(row) != 2 {
+		return "", "", fmt.Errorf("%w: unexpected script reply %v", engine.ErrUnavailable, v)
+	}
+	code, _ := row[0].(string)
+	rec, _ := row[1].(string)
+	return code, rec, nil
+}
+
+var transitionErrors = map[string]error{
+	"unknown_hold": engine.ErrUnknownHold,
+	"forbidden":    engine.ErrForbidden,
+	"cancelled":    engine.ErrHoldCancelled,
+	"expired":      engine.ErrHoldExpired,
+	"confirmed":    engine.ErrHoldConfirmed,
+}
+
+func (l *Ledger) transition(ctx context.Context, s script, saleID, holdID string, who engine.Actor, now time.Time) (engine.Hold, error) {
+	v, err := l.run(ctx, s, keys(saleID), holdID, now.UnixMilli(), who.UserID, who.StoreID)
+	if err != nil {
+		return engine.Hold{}, err
+	}
+	code, rec, err := pair(v)
+	if err != nil {
+		return engine.Hold{}, err
+	}
+	var h engine.Hold
+	if rec != "" {
+		if h, err = decodeHold(saleID, rec); err != nil {
+			return engine.Hold{}, err
+		}
+	}
+	if code == "ok" {
+		return h, nil
+	}
+	e, ok := transitionErrors[code]
+	if !ok {
+		return engine.Hold{}, fmt.Errorf("%w: %s script answered %q", engine.ErrUnavailable, s.name, code)
+	}
+	return h, fmt.Errorf("hold %q: %w", holdID, e)
+}
+
+// Confirm confirms a held hold; see engine.Ledger.
+func (l *Ledger) Confirm(ctx context.Context, saleID, holdID string, who engine.Actor, now time.Time) (engine.Hold, error) {
+	return l.transition(ctx, l.confirm, saleID, holdID, who, now)
+}
+
+// Cancel cancels a held hold; see engine.Ledger.
+func (l *Ledger) Cancel(ctx context.Context, saleID, holdID string, who engine.Actor, now time.Time) (engine.Hold, error) {
+	return l.transition(ctx, l.cancel, saleID, holdID, who, now)
+}
+
+// ExpireDue expires at most max holds of a sale whose time ran out by now.
+func (l *Ledger) ExpireDue(ctx context.Context, saleID string, now time.Time, max int) ([]engine.Hold, error) {
+	v, err := l.run(ctx, l.expire, keys(saleID), now.UnixMilli(), max)
+	if err != nil {
+		return nil, err
+	}
+	recs, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("%w: expire script answered %T", engine.ErrUnavailable, v)
+	}
+	out := make([]engine.Hold, 0, len(recs))
+	for _, r := range recs {
+		s, _ := r.(string)
+		h, err := decodeHold(saleID, s)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// Hold loads one hold; engine.ErrUnknownHold when there is none.
+func (l *Ledger) Hold(ctx context.Context, saleID, holdID string) (engine.Hold, error) {
+	rec, err := l.rdb.HGet(ctx, keys(saleID)[3], holdID).Result()
+	if errors.Is(err, redis.Nil) || strings.HasPrefix(holdID, "r:") {
+		return engine.Hold{}, fmt.Errorf("hold %q: %w", holdID, engine.ErrUnknownHold)
+	}
+	if err != nil {
+		return engine.Hold{}, unavailable(err)
+	}
+	return decodeHold(saleID, rec)
+}
+
+// Holds returns every hold of a sale.
+func (l *Ledger) Holds(ctx context.Context, saleID string) ([]engine.Hold, error) {
+	var out []engine.Hold
+	key := keys(saleID)[3]
+	var cursor uint64
+	for {
+		kv, next, err := l.rdb.HScan(ctx, key, cursor, "*", 500).Result()
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			if strings.HasPrefix(kv[i], "r:") {
+				continue
+			}
+			h, err := decodeHold(saleID, kv[i+1])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, h)
+		}
+		if cursor = next; cursor == 0 {
+			return out, nil
+		}
+	}
+}
+
+// Stock reads a sale's counts in one snapshot; engine.ErrUnknownSale when
+// there is none.
+func (l *Ledger) Stock(ctx context.Context, saleID string) (engine.Stock, error) {
+	k := keys(saleID)
+	var meta, stock *redis.MapStringStringCmd
+	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		meta = p.HGetAll(ctx, k[0])
+		stock = p.HGetAll(ctx, k[1])
+		return nil
+	})
+	if err != nil {
+		return engine.Stock{}, unavailable(err)
+	}
+	m, s := meta.Val(), stock.Val()
+	if len(m) == 0 {
+		return engine.Stock{}, fmt.Errorf("sale %q: %w", saleID, engine.ErrUnknownSale)
+	}
+	num := func(m map[string]string, f string) int { n, _ := strconv.Atoi(m[f]); return n }
+	st := engine.Stock{
+		Initial:   num(m, "initial"),
+		Remaining: num(s, "g"),
+		Held:      num(s, "gh"),
+		Confirmed: num(s, "gc"),
+		Stores:    map[string]engine.StoreStock{},
+	}
+	for f := range m {
+		if id, ok := strings.CutPrefix(f, "i:"); ok {
+			st.Stores[id] = engine.StoreStock{
+				StoreID:   id,
+				Initial:   num(m, f),
+				Remaining: num(s, "r:"+id),
+				Held:      num(s, "h:"+id),
+				Confirmed: num(s, "c:"+id),
+			}
+		}
+	}
+	return st, nil
+}
+
+// record is a hold as the scripts store it.
+type record struct {
+	ID      string `json:"id"`
+	User    string `json:"user"`
+	Store   string `json:"store"`
+	Qty     int    `json:"qty"`
+	Dist    string `json:"dist"`
+	State   string `json:"state"`
+	Created string `json:"created"`
+	Expires string `json:"expires"`
+	Updated string `json:"updated"`
+}
+
+// DecodeHold parses a hold record as the scripts write it (also in outbox
+// events) into an engine.Hold of the given sale.
+func DecodeHold(saleID, rec string) (engine.Hold, error) { return decodeHold(saleID, rec) }
+
+func decodeHold(saleID, rec string) (engine.Hold, error) {
+	var r record
+	if err := json.Unmarshal([]byte(rec), &r); err != nil {
+		return engine.Hold{}, fmt.Errorf("decode hold of sale %q: %w", saleID, err)
+	}
+	ms := func(s string) time.Time {
+		n, _ := strconv.ParseInt(s, 10, 64)
+		return time.UnixMilli(n).UTC()
+	}
+	dist, _ := strconv.ParseFloat(r.Dist, 64)
+	return engine.Hold{
+		ID:         r.ID,
+		SaleID:     saleID,
+		StoreID:    r.Store,
+		UserID:     r.User,
+		Quantity:   r.Qty,
+		DistanceKm: dist,
+		State:      engine.HoldState(r.State),
+		CreatedAt:  ms(r.Created),
+		ExpiresAt:  ms(r.Expires),
+		UpdatedAt:  ms(r.Updated),
+	}, nil
+}
