@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"slices"
 )
@@ -126,4 +127,33 @@ func (r AuditReport) String() string {
 		s += "  ok: every invariant holds\n"
 	}
 	return s
+}
+
+// AuditSale gathers a sale's orders, holds, counters and outbox backlog and
+// audits them. Orders are read first, so that a hold moving on while the
+// audit reads shows as lagging, never as broken.
+func (e *Engine) AuditSale(ctx context.Context, saleID string,
+	orders func(ctx context.Context, saleID string) ([]Order, error),
+	pending func(ctx context.Context, saleID string) (int64, error),
+) (AuditReport, error) {
+	if _, err := e.entry(ctx, saleID); err != nil {
+		return AuditReport{}, err
+	}
+	ords, err := orders(ctx, saleID)
+	if err != nil {
+		return AuditReport{}, err
+	}
+	n, err := pending(ctx, saleID)
+	if err != nil {
+		return AuditReport{}, err
+	}
+	holds, err := e.ledger.Holds(ctx, saleID)
+	if err != nil {
+		return AuditReport{}, err
+	}
+	stock, err := e.ledger.Stock(ctx, saleID)
+	if err != nil {
+		return AuditReport{}, err
+	}
+	return Audit(saleID, stock, holds, ords, n), nil
 }

@@ -94,6 +94,7 @@ func (d *demoSale) print(w io.Writer, base, adminToken string) {
 	fmt.Fprintf(&b, "curl -s -XPOST $FS/v1/holds/<hold_id>/cancel -d '{\"user_id\":\"alice\"}'\n")
 	fmt.Fprintf(&b, "curl -s -XPOST $FS/v1/holds/<hold_id>/confirm -H \"Authorization: Bearer $TOKEN\"\n")
 	fmt.Fprintf(&b, "curl -s $FS/v1/stores/%s/orders -H 'Authorization: Bearer %s'\n", st.ID, api.StoreToken(adminToken, st.ID))
+	fmt.Fprintf(&b, "curl -sN $FS/v1/stores/%s/events -H 'Authorization: Bearer %s'   # live order stream (SSE)\n", st.ID, api.StoreToken(adminToken, st.ID))
 	fmt.Fprintf(&b, "curl -s $FS/v1/sales/$SALE/stock -H \"Authorization: Bearer $TOKEN\"\n")
 	fmt.Fprintf(&b, "curl -s $FS/metrics | grep ^flashsale_\n\n")
 	io.WriteString(w, b.String())

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -20,10 +21,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
-	"github.com/valyala/fasthttp"
 
 	"github.com/flashsale/flashsale/api"
 	"github.com/flashsale/flashsale/engine"
+	"github.com/flashsale/flashsale/persist"
 	"github.com/flashsale/flashsale/reservation"
 )
 
@@ -32,12 +33,20 @@ const usage = `flashsale — flash-sale and inventory-reservation engine
 Usage: flashsale <command> [flags]
 
 Commands:
-  serve        run the API, pages, metrics and the expiry sweeper
-  demo         serve, after seeding ~30 stores and a demo sale (what make run uses)
+  all          everything in one process: API, sweeper, relay, orders and notify
+  demo         all, after seeding ~30 stores and a demo sale (what make run uses)
+  serve        the API and pages (stateless; run as many as you like)
+  sweep        expire holds past their TTL
+  relay        move hold events from the sales' outboxes to Kafka
+  orders       write hold events from Kafka to the PostgreSQL orders table
+  notify       feed hold events from Kafka to store streams and webhooks
+  migrate      apply the PostgreSQL migrations and exit
+  audit        check a sale's invariants across Redis and PostgreSQL (-sale ID)
   seed         seed the demo stores and sale into Redis, print them, and exit
-  store-token  print the bearer token of a store (-store ID)
+  store-token  print the bearer token and webhook secret of a store (-store ID)
   help         show this help
 
+Without KAFKA_BROKERS, all and demo start an in-process Kafka-protocol broker.
 Run "flashsale <command> -h" for the flags of a command. Every flag also
 reads an environment variable, named in its help.
 `
@@ -66,6 +75,9 @@ type Main struct {
 	Command string
 	// StoreID is the argument of store-token.
 	StoreID string
+	// SaleID, AuditWait are the arguments of audit.
+	SaleID    string
+	AuditWait time.Duration
 	// Clock is the engine's clock; the wall clock by default.
 	Clock engine.Clock
 
@@ -88,6 +100,24 @@ func NewMain() *Main {
 	}
 }
 
+// parts says which components a command runs.
+type parts struct {
+	api, sweep, relay, orders, notify bool
+}
+
+func (p parts) kafka() bool    { return p.relay || p.orders || p.notify }
+func (p parts) postgres() bool { return p.api || p.orders || p.notify }
+
+var commandParts = map[string]parts{
+	"all":    {api: true, sweep: true, relay: true, orders: true, notify: true},
+	"demo":   {api: true, sweep: true, relay: true, orders: true, notify: true},
+	"serve":  {api: true},
+	"sweep":  {sweep: true},
+	"relay":  {relay: true},
+	"orders": {orders: true},
+	"notify": {notify: true},
+}
+
 // ParseFlags reads the command and its flags from args.
 func (m *Main) ParseFlags(args []string) error {
 	if len(args) == 0 {
@@ -99,18 +129,24 @@ func (m *Main) ParseFlags(args []string) error {
 	case "help", "-h", "--help":
 		fmt.Fprint(m.Stdout, usage)
 		return flag.ErrHelp
-	case "serve", "demo", "seed", "store-token":
+	case "seed", "store-token", "migrate", "audit":
 	default:
-		fmt.Fprint(m.Stderr, usage)
-		return fmt.Errorf("unknown command %q", m.Command)
+		if _, ok := commandParts[m.Command]; !ok {
+			fmt.Fprint(m.Stderr, usage)
+			return fmt.Errorf("unknown command %q", m.Command)
+		}
 	}
 	fs := flag.NewFlagSet("flashsale "+m.Command, flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
 	if err := m.Config.bind(fs); err != nil {
 		return err
 	}
-	if m.Command == "store-token" {
+	switch m.Command {
+	case "store-token":
 		fs.StringVar(&m.StoreID, "store", "", "store id")
+	case "audit":
+		fs.StringVar(&m.SaleID, "sale", "", "sale id")
+		fs.DurationVar(&m.AuditWait, "wait", 0, "how long to wait for events in flight to be written before calling a difference broken")
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -118,10 +154,22 @@ func (m *Main) ParseFlags(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	if m.Command == "store-token" {
+	switch m.Command {
+	case "store-token":
 		if m.Config.AdminToken == "" || !engine.ValidID(m.StoreID) {
 			return errors.New("store-token needs -store ID and the admin token (-admin-token or $FLASHSALE_ADMIN_TOKEN)")
 		}
+	case "audit":
+		if !engine.ValidID(m.SaleID) || m.AuditWait < 0 {
+			return errors.New("audit needs -sale ID (and -wait, when given, must not be negative)")
+		}
+	case "notify":
+		if m.Config.AdminToken == "" {
+			return errors.New("notify signs webhooks with secrets derived from the admin token: set -admin-token or $FLASHSALE_ADMIN_TOKEN (the same as the API's)")
+		}
+	}
+	if p := commandParts[m.Command]; p.kafka() && m.Config.KafkaBrokers == "" && m.Command != "all" && m.Command != "demo" {
+		return fmt.Errorf("%s needs Kafka: set -kafka-brokers or $KAFKA_BROKERS (only all and demo start an in-process broker)", m.Command)
 	}
 	return m.Config.validate()
 }
@@ -145,12 +193,24 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	switch m.Command {
 	case "store-token":
-		fmt.Fprintln(m.Stdout, api.StoreToken(m.Config.AdminToken, m.StoreID))
+		fmt.Fprintf(m.Stdout, "token: %s\nwebhook secret: %s\n",
+			engine.StoreToken(m.Config.AdminToken, m.StoreID), engine.WebhookSecret(m.Config.AdminToken, m.StoreID))
+		return nil
+	case "migrate":
+		db, err := m.openPostgres(ctx)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if err := db.Migrate(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintln(m.Stdout, "migrations applied")
 		return nil
 	}
 	if m.Config.AdminToken == "" {
 		m.Config.AdminToken = "adm_" + engine.RandomID() + engine.RandomID()
-		if m.Command != "seed" {
+		if m.Command != "seed" && m.Command != "audit" {
 			m.Logger.Info("no admin token configured; generated one", "token", m.Config.AdminToken)
 		}
 	}
@@ -175,31 +235,49 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	outbox := reservation.NewOutbox(rdb, 0)
 
-	var demo *demoSale
-	if m.Command == "seed" || m.Command == "demo" {
-		if demo, err = seedDemo(ctx, eng, m.Clock.Now(), m.Config.DemoStartDelay); err != nil {
+	switch m.Command {
+	case "seed":
+		demo, err := seedDemo(ctx, eng, m.Clock.Now(), m.Config.DemoStartDelay)
+		if err != nil {
 			return fmt.Errorf("seed demo: %w", err)
 		}
-		if m.Command == "seed" {
-			demo.print(m.Stdout, "http://localhost"+m.Config.HTTPAddr, m.Config.AdminToken)
+		demo.print(m.Stdout, "http://localhost"+m.Config.HTTPAddr, m.Config.AdminToken)
+		return nil
+	case "audit":
+		db, err := m.openPostgres(ctx)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return m.audit(ctx, eng, db, outbox)
+	}
+	return m.runParts(ctx, commandParts[m.Command], rdb, eng, ledger, outbox, metrics, reg)
+}
+
+// audit audits one sale, waiting up to AuditWait for events in flight, and
+// returns an error when an invariant does not hold.
+func (m *Main) audit(ctx context.Context, eng *engine.Engine, db *persist.DB, outbox *reservation.Outbox) error {
+	deadline := time.Now().Add(m.AuditWait)
+	for {
+		r, err := eng.AuditSale(ctx, m.SaleID, db.SaleOrders, outbox.Len)
+		if err != nil {
+			return fmt.Errorf("audit %s: %w", m.SaleID, err)
+		}
+		if r.OK() || len(r.Broken) > 0 && len(r.Lagging) == 0 || time.Now().After(deadline) {
+			fmt.Fprint(m.Stdout, r.String())
+			if !r.OK() {
+				return fmt.Errorf("audit of sale %s failed: %d broken, %d not written", m.SaleID, len(r.Broken), len(r.Lagging))
+			}
 			return nil
 		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
-
-	srv, err := api.New(api.Config{
-		Engine:         eng,
-		AdminToken:     m.Config.AdminToken,
-		Metrics:        metrics,
-		Gatherer:       reg,
-		Logger:         m.Logger,
-		RequestTimeout: m.Config.RequestTimeout,
-		Ready:          []api.Check{{Name: "redis", Check: ledger.Ping}},
-	})
-	if err != nil {
-		return err
-	}
-	return m.serve(ctx, eng, srv, metrics, demo)
 }
 
 // openRedis connects to Redis (or Redis Cluster) and checks it answers.
@@ -224,53 +302,25 @@ func (m *Main) openRedis(ctx context.Context) (redis.UniversalClient, error) {
 	return rdb, nil
 }
 
-// serve runs the HTTP server and the sweeper until ctx is done, then shuts
-// both down gracefully.
-func (m *Main) serve(ctx context.Context, eng *engine.Engine, srv *api.Server, metrics *api.Metrics, demo *demoSale) error {
-	ln, err := net.Listen("tcp", m.Config.HTTPAddr)
+// openPostgres connects to PostgreSQL, creating the database if missing.
+func (m *Main) openPostgres(ctx context.Context) (*persist.DB, error) {
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	db, err := persist.Open(pctx, m.Config.DatabaseURL)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", m.Config.HTTPAddr, err)
+		return nil, fmt.Errorf("cannot reach PostgreSQL (%s): %v; start it with scripts/ensure-services.sh postgres or set DATABASE_URL",
+			redactURL(m.Config.DatabaseURL), err)
 	}
-	hs := &fasthttp.Server{
-		Handler:            srv.Handler(),
-		Name:               "flashsale",
-		MaxRequestBodySize: 1 << 20,
-		ReadTimeout:        10 * time.Second,
-		WriteTimeout:       10 * time.Second,
-		IdleTimeout:        60 * time.Second,
-		Logger:             slogPrinter{m.Logger},
-	}
-	sweepCtx, stopSweep := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		eng.RunSweeper(sweepCtx, m.Config.SweepInterval, func(n int, err error) {
-			metrics.ObserveSweep(n, err)
-			if err != nil {
-				m.Logger.Warn("sweep failed", "err", err)
-			}
-		})
-	})
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(ln) }()
+	return db, nil
+}
 
-	addr := ln.Addr().String()
-	m.addrOnce.Do(func() { m.addr <- addr })
-	m.Logger.Info("flashsale serving", "addr", addr)
-	if demo != nil {
-		demo.print(m.Stdout, "http://"+displayAddr(addr), m.Config.AdminToken)
+// redactURL hides a URL's password.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
 	}
-
-	select {
-	case err = <-serveErr:
-	case <-ctx.Done():
-		m.Logger.Info("shutting down")
-		sctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
-		err = hs.ShutdownWithContext(sctx)
-		cancel()
-	}
-	stopSweep()
-	wg.Wait()
-	return err
+	return u.Redacted()
 }
 
 // displayAddr turns a listen address into one a browser can use.

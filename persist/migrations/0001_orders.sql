@@ -35,7 +35,7 @@ CREATE TABLE store_events (
     event_id     text        NOT NULL UNIQUE,
     store_id     text        NOT NULL,
     type         text        NOT NULL,
-    payload      jsonb       NOT NULL,
+    payload      json        NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX store_events_store_seq ON store_events (store_id, seq);
