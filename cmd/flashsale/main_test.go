@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -34,11 +36,16 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// runMain starts the binary's Main with args on a free port and returns its
-// base URL; the server stops when the test ends.
+// runMain starts the binary's Main with args on a free port, with a
+// PostgreSQL schema of the test's own (unless args name a database) and,
+// for commands that need Kafka, an in-process broker. It returns the base
+// URL and the output; the process stops when the test ends.
 func runMain(t *testing.T, clock *testenv.Clock, args ...string) (string, *syncBuffer) {
 	t.Helper()
 	testenv.Redis(t) // fail early, with instructions, when Redis is missing
+	if !slices.Contains(args, "-database-url") {
+		args = append(args, "-database-url", testenv.Postgres(t))
+	}
 	m := NewMain()
 	out := &syncBuffer{}
 	m.Stdout, m.Stderr = out, out
@@ -120,7 +127,8 @@ func TestServeEndToEnd(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
 	clock := testenv.NewClock(now)
 	token := "e2e-admin-token-0123456789"
-	base, _ := runMain(t, clock, "serve", "-admin-token", token, "-namespace", testenv.ID("e2e-"))
+	dbURL := testenv.Postgres(t)
+	base, _ := runMain(t, clock, "all", "-admin-token", token, "-namespace", testenv.ID("e2e-"), "-database-url", dbURL)
 	c := client{t, base}
 
 	a, b := testenv.ID("e2e-a-"), testenv.ID("e2e-b-")
@@ -156,7 +164,17 @@ func TestServeEndToEnd(t *testing.T) {
 	if code, m := c.call("POST", reserve, "", `{"user_id":"u4","lat":48.85,"lon":2.35}`); code != 409 || m["error"].(map[string]any)["code"] != "sold_out" {
 		t.Fatalf("sold out: %d %v", code, m)
 	}
-	c.must("POST", "/v1/holds/"+h1["hold_id"].(string)+"/confirm", storeTokA, "", 200)
+	// Store A sees the order (written to PostgreSQL through the outbox,
+	// Kafka and the orders consumer), packs it, and hands it over.
+	id1 := h1["hold_id"].(string)
+	waitOrders(t, c, a, storeTokA, map[string]string{id1: "held"})
+	if o := c.must("POST", "/v1/stores/"+a+"/orders/"+id1+"/packed", storeTokA, "", 200); o["packed_at"] == nil {
+		t.Fatalf("packed: %v", o)
+	}
+	if h := c.must("POST", "/v1/stores/"+a+"/orders/"+id1+"/picked-up", storeTokA, "", 200); h["state"] != "confirmed" {
+		t.Fatalf("picked up: %v", h)
+	}
+	c.must("POST", "/v1/stores/"+a+"/orders/"+h3["hold_id"].(string)+"/picked-up", storeTokA, "", 403)
 	c.must("POST", "/v1/holds/"+h2["hold_id"].(string)+"/cancel", "", `{"user_id":"u2"}`, 200)
 	if s := c.must("GET", "/v1/sales/"+saleID, "", "", 200); s["remaining"] != 1.0 || s["state"] != "live" {
 		t.Fatalf("after cancel: %v", s)
@@ -177,11 +195,35 @@ func TestServeEndToEnd(t *testing.T) {
 	if s := c.must("GET", "/v1/sales/"+saleID, "", "", 200); s["remaining"] != 2.0 {
 		t.Fatalf("after expiry: %v", s)
 	}
-	orders := c.must("GET", "/v1/stores/"+a+"/orders", storeTokA, "", 200)["orders"].([]any)
-	if len(orders) != 2 {
-		t.Fatalf("store A orders: %v", orders)
-	}
+	waitOrders(t, c, a, storeTokA, map[string]string{id1: "confirmed", h2["hold_id"].(string): "cancelled"})
+	waitOrders(t, c, b, api.StoreToken(token, b), map[string]string{h3["hold_id"].(string): "expired"})
 	c.must("GET", "/v1/stores/"+b+"/orders", storeTokA, "", 403)
+	c.must("GET", "/v1/stores/"+b+"/events", storeTokA, "", 403)
+
+	// Store A's live stream replays its notifications in order, and resumes
+	// after the Last-Event-ID it is given.
+	events := readSSE(t, base+"/v1/stores/"+a+"/events", storeTokA, "", 4)
+	want := []string{"hold.created " + id1, "hold.created " + h2["hold_id"].(string), "hold.confirmed " + id1, "hold.cancelled " + h2["hold_id"].(string)}
+	for i, e := range events {
+		if got := e.event + " " + e.holdID; got != want[i] {
+			t.Fatalf("event %d: %q, want %q (all: %v)", i, got, want[i], events)
+		}
+	}
+	resumed := readSSE(t, base+"/v1/stores/"+a+"/events", storeTokA, events[1].id, 2)
+	if resumed[0].id != events[2].id || resumed[1].id != events[3].id {
+		t.Fatalf("resume after %s: %v, want %v", events[1].id, resumed, events[2:])
+	}
+
+	// The audit across Redis and PostgreSQL is clean.
+	var out bytes.Buffer
+	am := NewMain()
+	am.Stdout, am.Stderr = &out, &out
+	if err := am.ParseFlags([]string{"audit", "-sale", saleID, "-wait", "10s", "-redis-url", testenv.RedisURL(), "-database-url", dbURL}); err != nil {
+		t.Fatal(err)
+	}
+	if err := am.Run(context.Background()); err != nil || !strings.Contains(out.String(), "ok: every invariant holds") {
+		t.Fatalf("audit: %v\n%s", err, out.String())
+	}
 	for _, p := range []string{"/healthz", "/readyz", "/"} {
 		c.must("GET", p, "", "", 200)
 	}
@@ -249,4 +291,79 @@ func TestParseFlagsRejectsBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitOrders polls a store's orders until each hold in want has an order in
+// the wanted state, and fails the test after 15 s.
+func waitOrders(t *testing.T, c client, storeID, token string, want map[string]string) {
+	t.Helper()
+	testenv.Eventually(t, 15*time.Second, func() error {
+		_, m := c.call("GET", "/v1/stores/"+storeID+"/orders", token, "")
+		got := map[string]string{}
+		for _, o := range m["orders"].([]any) {
+			o := o.(map[string]any)
+			if o["store_id"] != storeID {
+				return fmt.Errorf("store %s was shown an order of %v", storeID, o["store_id"])
+			}
+			got[o["hold_id"].(string)] = o["state"].(string)
+		}
+		for id, st := range want {
+			if got[id] != st {
+				return fmt.Errorf("store %s orders: %v, want %v", storeID, got, want)
+			}
+		}
+		return nil
+	})
+}
+
+type sseEvent struct{ id, event, holdID string }
+
+// readSSE reads n events of a store stream, starting after lastID when set.
+func readSSE(t *testing.T, url, token, lastID string, n int) []sseEvent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("stream: %s %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	var out []sseEvent
+	var cur sseEvent
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for len(out) < n && sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "id: "):
+			cur.id = line[4:]
+		case strings.HasPrefix(line, "event: "):
+			cur.event = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			var e struct {
+				Hold struct {
+					ID string `json:"hold_id"`
+				} `json:"hold"`
+			}
+			if err := json.Unmarshal([]byte(line[6:]), &e); err != nil {
+				t.Fatalf("event data %q: %v", line, err)
+			}
+			cur.holdID = e.Hold.ID
+		case line == "" && cur.id != "":
+			out = append(out, cur)
+			cur = sseEvent{}
+		}
+	}
+	if len(out) < n {
+		t.Fatalf("stream ended after %d of %d events: %v", len(out), n, sc.Err())
+	}
+	return out
 }
