@@ -242,3 +242,50 @@ func pause(ctx context.Context, d time.Duration) {
 	case <-time.After(d):
 	}
 }
+
+// GroupLag returns how many messages of the topic the consumer group has
+// not committed yet, summed over partitions: zero means it has handled
+// everything produced so far.
+func GroupLag(ctx context.Context, cfg KafkaConfig, group string) (int64, error) {
+	cfg.defaults()
+	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second}
+	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{cfg.Topic}})
+	if err != nil {
+		return 0, fmt.Errorf("%w: kafka metadata: %v", engine.ErrUnavailable, err)
+	}
+	if len(md.Topics) != 1 || md.Topics[0].Error != nil {
+		return 0, fmt.Errorf("kafka topic %q: %v", cfg.Topic, md.Topics)
+	}
+	var ids []int
+	var reqs []kafka.OffsetRequest
+	for _, p := range md.Topics[0].Partitions {
+		ids = append(ids, p.ID)
+		reqs = append(reqs, kafka.LastOffsetOf(p.ID))
+	}
+	last, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{cfg.Topic: reqs}})
+	if err != nil {
+		return 0, fmt.Errorf("%w: kafka offsets: %v", engine.ErrUnavailable, err)
+	}
+	committed, err := c.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{cfg.Topic: ids}})
+	if err != nil {
+		return 0, fmt.Errorf("%w: kafka group offsets: %v", engine.ErrUnavailable, err)
+	}
+	if committed.Error != nil {
+		return 0, fmt.Errorf("kafka group %q: %w", group, committed.Error)
+	}
+	done := map[int]int64{}
+	for _, p := range committed.Topics[cfg.Topic] {
+		if p.Error != nil {
+			return 0, fmt.Errorf("kafka group %q partition %d: %w", group, p.Partition, p.Error)
+		}
+		done[p.Partition] = max(p.CommittedOffset, 0)
+	}
+	var lag int64
+	for _, p := range last.Topics[cfg.Topic] {
+		if p.Error != nil {
+			return 0, fmt.Errorf("kafka partition %d: %w", p.Partition, p.Error)
+		}
+		lag += p.LastOffset - done[p.Partition]
+	}
+	return lag, nil
+}

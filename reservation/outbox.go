@@ -27,8 +27,12 @@ type Outbox struct {
 var _ engine.Outbox = (*Outbox)(nil)
 
 // NewOutbox returns an Outbox reading as consumer group "relay". Entries a
-// consumer left pending for longer than claimIdle are claimed by another.
+// consumer left pending for longer than claimIdle (30 s when 0) are claimed
+// by another.
 func NewOutbox(rdb redis.UniversalClient, claimIdle time.Duration) *Outbox {
+	if claimIdle <= 0 {
+		claimIdle = 30 * time.Second
+	}
 	return &Outbox{rdb: rdb, group: "relay", claimIdle: claimIdle, groups: map[string]bool{}, lastClaim: map[string]time.Time{}}
 }
 

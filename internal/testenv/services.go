@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -89,4 +90,19 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// KafkaBehindProxy starts an in-process broker that clients reach only
+// through p: the broker listens on a port of its own but advertises the
+// proxy's address, so cutting the proxy cuts every client off the broker.
+func KafkaBehindProxy(t testing.TB, p *Proxy, dataDir string) *localkafka.Broker {
+	t.Helper()
+	return Kafka(t, localkafka.Options{DataDir: dataDir, Listen: func(network, address string) (net.Listener, error) {
+		ln, err := net.Listen(network, address)
+		if err != nil {
+			return nil, err
+		}
+		p.SetTarget(ln.Addr().String())
+		return advertised{ln, p.ln.Addr()}, nil
+	}})
 }
