@@ -352,7 +352,10 @@ func (e *Engine) Reserve(ctx context.Context, r ReserveRequest) (Reservation, er
 	if err != nil {
 		return Reservation{}, err
 	}
-	return Reservation{Hold: out.Hold, StoreName: ent.stores[out.Hold.StoreID].Name, Replayed: out.Replayed}, nil
+	// With a key of our own, a replay can only be the Redis client's retry
+	// of a call whose reply was lost: for the shopper, the hold is new.
+	replayed := out.Replayed && r.IdempotencyKey != ""
+	return Reservation{Hold: out.Hold, StoreName: ent.stores[out.Hold.StoreID].Name, Replayed: replayed}, nil
 }
 
 // candidates returns up to k stores of the sale within its maximum distance

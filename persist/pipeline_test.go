@@ -166,7 +166,9 @@ func TestRelayKilledMidBatch(t *testing.T) {
 
 	cctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { persist.Consume(cctx, persist.ConsumerConfig{KafkaConfig: kcfg, Group: "orders"}, db.ApplyEvents) })
+	wg.Go(func() {
+		persist.Consume(cctx, persist.ConsumerConfig{KafkaConfig: kcfg, Group: "orders"}, db.ApplyEvents)
+	})
 	defer func() { stop(); wg.Wait() }()
 	testenv.Eventually(t, 30*time.Second, func() error {
 		r, err := eng.AuditSale(ctx, sale.ID, db.SaleOrders, outbox.Len)

@@ -52,7 +52,10 @@ func runMain(t *testing.T, clock *testenv.Clock, args ...string) (string, *syncB
 	if clock != nil {
 		m.Clock = clock
 	}
-	args = append(args, "-http-addr", "127.0.0.1:0", "-redis-url", testenv.RedisURL(), "-sweep-interval", "10ms")
+	if !slices.Contains(args, "-redis-url") {
+		args = append(args, "-redis-url", testenv.RedisURL())
+	}
+	args = append(args, "-http-addr", "127.0.0.1:0", "-sweep-interval", "10ms")
 	if err := m.ParseFlags(args); err != nil {
 		t.Fatal(err)
 	}
