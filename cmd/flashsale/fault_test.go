@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flashsale/flashsale/engine"
 	"github.com/flashsale/flashsale/internal/localkafka"
 	"github.com/flashsale/flashsale/internal/testenv"
 	"github.com/flashsale/flashsale/persist"
@@ -345,4 +346,49 @@ func waitPort(t *testing.T, port int) {
 		}
 		return err
 	})
+}
+
+// TestAuditReportsBrokenInvariants tampers with a clean sale — an order
+// without a hold, a counter moved by hand — and expects audit to exit with
+// an error and a report that names each problem.
+func TestAuditReportsBrokenInvariants(t *testing.T) {
+	dbURL := testenv.Postgres(t)
+	base, _ := runMain(t, nil, "all", "-admin-token", faultAdmin, "-namespace", testenv.ID("audit-"), "-database-url", dbURL)
+	saleID := faultSale(t, base, 20)
+	sh := newShoppers(base, saleID)
+	sh.run(10, 4, nil)
+	checkDurable(t, testenv.RedisURL(), dbURL, saleID, sh.holds())
+
+	ctx := context.Background()
+	db, err := persist.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Now().UTC()
+	ghost := engine.Event{Schema: engine.EventSchema, ID: saleID + ".ghost:held", Type: engine.EventCreated, SaleID: saleID, StoreID: "nowhere", OccurredAt: now,
+		Hold: engine.Hold{ID: saleID + ".ghost", SaleID: saleID, StoreID: "nowhere", UserID: "ghost", Quantity: 1, State: engine.HoldHeld, CreatedAt: now, ExpiresAt: now, UpdatedAt: now}}
+	if err := db.ApplyEvents(ctx, []engine.Event{ghost}); err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.Redis(t).HIncrBy(ctx, "{s:"+saleID+"}:stock", "gh", 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	var out strings.Builder
+	am := NewMain()
+	am.Stdout, am.Stderr = &out, &out
+	if err := am.ParseFlags([]string{"audit", "-sale", saleID, "-redis-url", testenv.RedisURL(), "-database-url", dbURL}); err != nil {
+		t.Fatal(err)
+	}
+	err = am.Run(ctx)
+	report := out.String()
+	if err == nil || !strings.Contains(err.Error(), "audit of sale") {
+		t.Fatalf("audit of a broken sale returned %v:\n%s", err, report)
+	}
+	for _, want := range []string{"BROKEN: order " + saleID + ".ghost has no hold", "BROKEN: global: holds say held"} {
+		if !strings.Contains(report, want) {
+			t.Fatalf("report lacks %q:\n%s", want, report)
+		}
+	}
 }
