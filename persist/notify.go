@@ -3,7 +3,6 @@ package persist
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -14,39 +13,60 @@ import (
 
 // RecordStoreEvents appends hold events to their stores' notification logs
 // and, for stores with a webhook URL (webhookURL returns "" for none),
-// queues a delivery, all in one transaction. An event already recorded is
-// skipped, so redelivered events notify nobody twice. It returns how many
-// events were new.
+// queues a delivery, all in one transaction of two statements. An event
+// already recorded is skipped, so redelivered events notify nobody twice.
+// Events keep their order: a store's notifications are numbered in the
+// order its events arrive. It returns how many events were new.
 func (db *DB) RecordStoreEvents(ctx context.Context, events []engine.Event, webhookURL func(storeID string) string) (int, error) {
 	if len(events) == 0 {
 		return 0, nil
 	}
+	ids := make([]string, len(events))
+	stores := make([]string, len(events))
+	types := make([]string, len(events))
+	payloads := make([]string, len(events))
+	for i, e := range events {
+		p, err := engine.EncodeEvent(e)
+		if err != nil {
+			return 0, err
+		}
+		ids[i], stores[i], types[i], payloads[i] = e.ID, e.StoreID, e.Type, string(p)
+	}
 	fresh := 0
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		// WITH ORDINALITY and ORDER BY keep the batch's order in seq.
+		rows, err := tx.Query(ctx, `INSERT INTO store_events (event_id, store_id, type, payload)
+			SELECT id, store, type, payload::json FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+				WITH ORDINALITY AS e(id, store, type, payload, n)
+			ORDER BY n
+			ON CONFLICT (event_id) DO NOTHING RETURNING seq, store_id`, ids, stores, types, payloads)
+		if err != nil {
+			return err
+		}
+		var seqs []int64
+		var hookStores, urls []string
 		fresh = 0
-		for _, e := range events {
-			payload, err := engine.EncodeEvent(e)
-			if err != nil {
-				return err
-			}
+		for rows.Next() {
 			var seq int64
-			err = tx.QueryRow(ctx, `INSERT INTO store_events (event_id, store_id, type, payload) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (event_id) DO NOTHING RETURNING seq`, e.ID, e.StoreID, e.Type, payload).Scan(&seq)
-			if errors.Is(err, pgx.ErrNoRows) {
-				continue // seen before
-			}
-			if err != nil {
+			var store string
+			if err := rows.Scan(&seq, &store); err != nil {
 				return err
 			}
 			fresh++
-			if u := webhookURL(e.StoreID); u != "" {
-				if _, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (delivery_id, store_id, seq, url) VALUES ($1, $2, $3, $4)`,
-					fmt.Sprintf("dlv-%d", seq), e.StoreID, seq, u); err != nil {
-					return err
-				}
+			if u := webhookURL(store); u != "" {
+				seqs, hookStores, urls = append(seqs, seq), append(hookStores, store), append(urls, u)
 			}
 		}
-		return nil
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(seqs) == 0 {
+			return nil
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO webhook_deliveries (delivery_id, store_id, seq, url)
+			SELECT 'dlv-' || seq, store, seq, url FROM unnest($1::bigint[], $2::text[], $3::text[]) AS d(seq, store, url)`,
+			seqs, hookStores, urls)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("%w: record store events: %v", engine.ErrUnavailable, err)

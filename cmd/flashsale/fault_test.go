@@ -27,7 +27,7 @@ import (
 const faultAdmin = "fault-admin-token-0123456789"
 
 // faultSale creates three stores and a live sale of units over them.
-func faultSale(t *testing.T, base string, units int) string {
+func faultSale(t testing.TB, base string, units int) string {
 	t.Helper()
 	c := client{t, base}
 	ids := []string{testenv.ID("fa-"), testenv.ID("fb-"), testenv.ID("fc-")}

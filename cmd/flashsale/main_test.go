@@ -40,7 +40,7 @@ func (s *syncBuffer) String() string {
 // PostgreSQL schema of the test's own (unless args name a database) and,
 // for commands that need Kafka, an in-process broker. It returns the base
 // URL and the output; the process stops when the test ends.
-func runMain(t *testing.T, clock *testenv.Clock, args ...string) (string, *syncBuffer) {
+func runMain(t testing.TB, clock *testenv.Clock, args ...string) (string, *syncBuffer) {
 	t.Helper()
 	testenv.Redis(t) // fail early, with instructions, when Redis is missing
 	if !slices.Contains(args, "-database-url") {
@@ -83,7 +83,7 @@ func runMain(t *testing.T, clock *testenv.Clock, args ...string) (string, *syncB
 }
 
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 }
 
