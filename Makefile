@@ -15,7 +15,7 @@ services: ## make sure Redis and PostgreSQL answer on their standard ports (star
 
 .PHONY: run
 run: services ## run everything on :8080 with a demo sale seeded
-	$(GO) run ./cmd/flashsale demo
+	$(GO) run ./cmd/flashsale demo -kafka-data-dir .data/kafka
 
 .PHONY: test
 test: services ## run the whole test suite against real Redis and PostgreSQL
@@ -24,7 +24,9 @@ test: services ## run the whole test suite against real Redis and PostgreSQL
 
 .PHONY: bench
 bench: services ## run the benchmarks
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) test -run '^$$' -bench . -benchmem ./geo ./reservation ./engine
+	$(GO) test -run '^$$' -bench OrdersConsumer -benchtime 20000x ./persist
+	$(GO) test -run '^$$' -bench BurstToOrder -benchtime 5000x ./cmd/flashsale
 
 .PHONY: lint
 lint: ## gofmt and go vet
