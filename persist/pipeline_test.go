@@ -102,7 +102,7 @@ func TestRelayKilledMidBatch(t *testing.T) {
 	}
 	kafkaPub := persist.NewPublisher(kcfg)
 	defer kafkaPub.Close()
-	outbox := reservation.NewOutbox(rdb, 200*time.Millisecond)
+	outbox := reservation.NewOutbox(rdb, time.Second)
 	sales := func(context.Context) ([]string, error) { return []string{sale.ID}, nil }
 	relay := func(name string, pub engine.Publisher) *engine.Relay {
 		r, err := engine.NewRelay(engine.RelayConfig{Outbox: outbox, Publisher: pub, Sales: sales, Consumer: name, Batch: 10})
@@ -143,7 +143,7 @@ func TestRelayKilledMidBatch(t *testing.T) {
 	if n, _ := outbox.Len(ctx, sale.ID); n == 0 {
 		t.Fatal("relay-a's unacknowledged batch vanished from the outbox")
 	}
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond)
 	drain("relay-b")
 	if n, err := outbox.Len(ctx, sale.ID); err != nil || n != 0 {
 		t.Fatalf("outbox still holds %d events (%v)", n, err)
