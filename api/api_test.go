@@ -42,7 +42,7 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	clock := testenv.NewClock(t0)
-	eng, err := engine.New(engine.Config{Ledger: ledger, Clock: clock})
+	eng, err := engine.New(engine.Config{Ledger: ledger, Clock: clock, Coalesce: &engine.CoalesceConfig{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ type Metrics struct {
 	consumed      *prometheus.CounterVec
 	consumerBatch *prometheus.HistogramVec
 	webhooks      *prometheus.CounterVec
+	reserveBatch  prometheus.Histogram
 }
 
 // NewMetrics creates the metrics and registers them on reg.
@@ -79,9 +80,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "flashsale", Name: "webhook_attempts_total",
 			Help: "Webhook delivery attempts by result.",
 		}, []string{"result"}),
+		reserveBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "flashsale", Name: "reserve_batch_size",
+			Help:    "Reservations carried by one coalesced reserve script call.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+		}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.reservations, m.scripts, m.expired, m.sweepErrors,
-		m.relayEvents, m.relayBatch, m.outboxPending, m.consumed, m.consumerBatch, m.webhooks} {
+		m.relayEvents, m.relayBatch, m.outboxPending, m.consumed, m.consumerBatch, m.webhooks, m.reserveBatch} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -167,4 +173,24 @@ func statusClass(code int) string {
 		return "4xx"
 	}
 	return "5xx"
+}
+
+// ObserveReserveBatch records one coalesced reserve call; it fits
+// engine.CoalesceConfig.OnBatch.
+func (m *Metrics) ObserveReserveBatch(size int, _ time.Duration, _ error) {
+	m.reserveBatch.Observe(float64(size))
+}
+
+// RegisterCoalescer exports the coalescer's queue depth and shed count.
+func RegisterCoalescer(reg prometheus.Registerer, stats func() engine.CoalesceStats) error {
+	return errors.Join(
+		reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "flashsale", Name: "reserve_queue_depth",
+			Help: "Reservations waiting for a coalesced script call, over every sale.",
+		}, func() float64 { return float64(stats().Queued) })),
+		reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "flashsale", Name: "reserve_shed_total",
+			Help: "Reservations refused with 503 overloaded because the sale's queue was full.",
+		}, func() float64 { return float64(stats().Shed) })),
+	)
 }

@@ -32,6 +32,9 @@ type Config struct {
 	NewID func() string
 	// SweepBatch is how many holds one expiry call handles; 500 by default.
 	SweepBatch int
+	// Coalesce, when set, gathers concurrent reservations of a sale into
+	// batched ledger calls (see CoalesceConfig).
+	Coalesce *CoalesceConfig
 }
 
 func (c *Config) validate() error {
@@ -66,6 +69,8 @@ type Engine struct {
 	ledger Ledger
 	clock  Clock
 
+	coalescer *coalescer // nil when coalescing is off
+
 	mu    sync.RWMutex
 	sales map[string]*saleEntry
 }
@@ -82,7 +87,11 @@ func New(cfg Config) (*Engine, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: cfg, ledger: cfg.Ledger, clock: cfg.Clock, sales: map[string]*saleEntry{}}, nil
+	e := &Engine{cfg: cfg, ledger: cfg.Ledger, clock: cfg.Clock, sales: map[string]*saleEntry{}}
+	if cfg.Coalesce != nil {
+		e.coalescer = newCoalescer(*cfg.Coalesce, cfg.Ledger, cfg.Clock)
+	}
+	return e, nil
 }
 
 // Now returns the engine's clock reading.
@@ -373,6 +382,9 @@ func (ent *saleEntry) candidates(p geo.Point, k int) ([]Candidate, error) {
 }
 
 func (e *Engine) reserveOne(ctx context.Context, saleID string, now time.Time, lr LedgerReserve) (LedgerOutcome, error) {
+	if e.coalescer != nil {
+		return e.coalescer.reserve(ctx, saleID, lr)
+	}
 	outs, err := e.ledger.Reserve(ctx, saleID, now, []LedgerReserve{lr})
 	if err != nil {
 		return LedgerOutcome{}, err

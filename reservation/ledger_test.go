@@ -27,7 +27,21 @@ type fixture struct {
 	clock  *testenv.Clock
 }
 
-func newFixture(t *testing.T) *fixture {
+// bothModes runs a test against a fixture whose engine coalesces
+// reservations (the production default) and one that sends each alone.
+func bothModes(t *testing.T, test func(t *testing.T, f *fixture)) {
+	for _, coalesce := range []bool{true, false} {
+		name := "direct"
+		if coalesce {
+			name = "coalesced"
+		}
+		t.Run(name, func(t *testing.T) { test(t, newFixtureMode(t, coalesce)) })
+	}
+}
+
+func newFixture(t *testing.T) *fixture { return newFixtureMode(t, true) }
+
+func newFixtureMode(t *testing.T, coalesce bool) *fixture {
 	t.Helper()
 	rdb := testenv.Redis(t)
 	ns := testenv.ID("test-ns-")
@@ -37,7 +51,11 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	clock := testenv.NewClock(t0)
-	eng, err := engine.New(engine.Config{Ledger: ledger, Clock: clock})
+	cfg := engine.Config{Ledger: ledger, Clock: clock}
+	if coalesce {
+		cfg.Coalesce = &engine.CoalesceConfig{}
+	}
+	eng, err := engine.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,217 +142,222 @@ func reserveAt(lat, lon float64, user, key string) engine.ReserveRequest {
 // against a small stock spread unevenly over several stores and a global cap
 // below the allocations' sum.
 func TestConcurrentReserveNeverOversells(t *testing.T) {
-	f := newFixture(t)
-	stores := lineStores(testenv.ID("st"), 6)
-	alloc := []int{1, 2, 0, 4, 7, 3} // 17 allocated
-	sale := f.newSale(stores, alloc, func(s *engine.Sale) { s.Quantity = 15; s.PerUserLimit = 2 })
+	bothModes(t, func(t *testing.T, f *fixture) {
+		stores := lineStores(testenv.ID("st"), 6)
+		alloc := []int{1, 2, 0, 4, 7, 3} // 17 allocated
+		sale := f.newSale(stores, alloc, func(s *engine.Sale) { s.Quantity = 15; s.PerUserLimit = 2 })
 
-	const workers = 400
-	type result struct {
-		user, key string
-		qty       int
-		res       engine.Reservation
-		err       error
-		replay    engine.Reservation
-		replayErr error
-	}
-	results := make([]result, workers)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range workers {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(i), 42))
-			r := &results[i]
-			r.user = fmt.Sprintf("u%03d", i/2) // two workers per user
-			r.key = fmt.Sprintf("k%d", i)
-			r.qty = 1 + i%2 // every user asks for 1 and for 2 units: limit 2 allows one of them
-			req := reserveAt(52.5+rng.Float64()*0.02-0.01, 13.38+rng.Float64()*0.08, r.user, r.key)
-			req.SaleID, req.Quantity = sale.ID, r.qty
-			<-start
-			r.res, r.err = f.eng.Reserve(f.ctx, req)
-			r.replay, r.replayErr = f.eng.Reserve(f.ctx, req)
-		})
-	}
-	close(start)
-	wg.Wait()
+		const workers = 400
+		type result struct {
+			user, key string
+			qty       int
+			res       engine.Reservation
+			err       error
+			replay    engine.Reservation
+			replayErr error
+		}
+		results := make([]result, workers)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range workers {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(uint64(i), 42))
+				r := &results[i]
+				r.user = fmt.Sprintf("u%03d", i/2) // two workers per user
+				r.key = fmt.Sprintf("k%d", i)
+				r.qty = 1 + i%2 // every user asks for 1 and for 2 units: limit 2 allows one of them
+				req := reserveAt(52.5+rng.Float64()*0.02-0.01, 13.38+rng.Float64()*0.08, r.user, r.key)
+				req.SaleID, req.Quantity = sale.ID, r.qty
+				<-start
+				r.res, r.err = f.eng.Reserve(f.ctx, req)
+				r.replay, r.replayErr = f.eng.Reserve(f.ctx, req)
+			})
+		}
+		close(start)
+		wg.Wait()
 
-	units, holds := 0, map[string]bool{}
-	perUser := map[string]int{}
-	for _, r := range results {
-		if r.err != nil {
-			if !errors.Is(r.err, engine.ErrSoldOut) && !errors.Is(r.err, engine.ErrNoStoreStock) && !errors.Is(r.err, engine.ErrLimitReached) {
-				t.Fatalf("%s/%s: unexpected error %v", r.user, r.key, r.err)
+		units, holds := 0, map[string]bool{}
+		perUser := map[string]int{}
+		for _, r := range results {
+			if r.err != nil {
+				if !errors.Is(r.err, engine.ErrSoldOut) && !errors.Is(r.err, engine.ErrNoStoreStock) && !errors.Is(r.err, engine.ErrLimitReached) {
+					t.Fatalf("%s/%s: unexpected error %v", r.user, r.key, r.err)
+				}
+				continue
 			}
-			continue
+			h := r.res.Hold
+			if r.res.Replayed || h.State != engine.HoldHeld || h.Quantity != r.qty || h.UserID != r.user {
+				t.Fatalf("%s/%s: bad hold %+v replayed=%v", r.user, r.key, h, r.res.Replayed)
+			}
+			if holds[h.ID] {
+				t.Fatalf("hold %s returned twice", h.ID)
+			}
+			holds[h.ID] = true
+			units += h.Quantity
+			perUser[r.user] += h.Quantity
+			if r.replayErr != nil || !r.replay.Replayed || r.replay.Hold.ID != h.ID {
+				t.Fatalf("%s/%s: replay gave %+v, %v; want hold %s replayed", r.user, r.key, r.replay, r.replayErr, h.ID)
+			}
 		}
-		h := r.res.Hold
-		if r.res.Replayed || h.State != engine.HoldHeld || h.Quantity != r.qty || h.UserID != r.user {
-			t.Fatalf("%s/%s: bad hold %+v replayed=%v", r.user, r.key, h, r.res.Replayed)
+		if units != 15 {
+			t.Fatalf("held %d units, want exactly the global cap 15", units)
 		}
-		if holds[h.ID] {
-			t.Fatalf("hold %s returned twice", h.ID)
+		for u, n := range perUser {
+			if n > 2 {
+				t.Fatalf("user %s holds %d units over the limit of 2", u, n)
+			}
 		}
-		holds[h.ID] = true
-		units += h.Quantity
-		perUser[r.user] += h.Quantity
-		if r.replayErr != nil || !r.replay.Replayed || r.replay.Hold.ID != h.ID {
-			t.Fatalf("%s/%s: replay gave %+v, %v; want hold %s replayed", r.user, r.key, r.replay, r.replayErr, h.ID)
+		st := f.stock(sale.ID)
+		if st.Remaining != 0 || st.Held != 15 {
+			t.Fatalf("global remaining %d held %d, want 0 and 15", st.Remaining, st.Held)
 		}
-	}
-	if units != 15 {
-		t.Fatalf("held %d units, want exactly the global cap 15", units)
-	}
-	for u, n := range perUser {
-		if n > 2 {
-			t.Fatalf("user %s holds %d units over the limit of 2", u, n)
+		for i, q := range alloc {
+			ss := st.Stores[stores[i].ID]
+			if ss.Initial != q || ss.Held > q {
+				t.Fatalf("store %s: %+v, allocation %d", stores[i].ID, ss, q)
+			}
 		}
-	}
-	st := f.stock(sale.ID)
-	if st.Remaining != 0 || st.Held != 15 {
-		t.Fatalf("global remaining %d held %d, want 0 and 15", st.Remaining, st.Held)
-	}
-	for i, q := range alloc {
-		ss := st.Stores[stores[i].ID]
-		if ss.Initial != q || ss.Held > q {
-			t.Fatalf("store %s: %+v, allocation %d", stores[i].ID, ss, q)
+		all, err := f.ledger.Holds(f.ctx, sale.ID)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	all, err := f.ledger.Holds(f.ctx, sale.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(all) != len(holds) {
-		t.Fatalf("ledger has %d holds, shoppers got %d", len(all), len(holds))
-	}
-	if n := f.outboxLen(sale.ID); n != int64(len(holds)) {
-		t.Fatalf("outbox has %d events for %d holds", n, len(holds))
-	}
+		if len(all) != len(holds) {
+			t.Fatalf("ledger has %d holds, shoppers got %d", len(all), len(holds))
+		}
+		if n := f.outboxLen(sale.ID); n != int64(len(holds)) {
+			t.Fatalf("outbox has %d events for %d holds", n, len(holds))
+		}
+	})
 }
 
 // TestReserveRoutesToNearestStoreWithStock checks the nearest-first fallback,
 // the radius, and the sold-out/no-store distinction.
 func TestReserveRoutesToNearestStoreWithStock(t *testing.T) {
-	f := newFixture(t)
-	stores := lineStores(testenv.ID("st"), 4) // 0, 0.68, 1.36, 2.03 km east
-	sale := f.newSale(stores, []int{1, 0, 1, 1}, func(s *engine.Sale) { s.MaxDistanceKm = 1.5; s.PerUserLimit = 5 })
-	near := func(user string) (engine.Reservation, error) {
-		r := reserveAt(52.5, 13.3995, user, "") // ~0.03 km west of s0
-		r.SaleID = sale.ID
-		return f.eng.Reserve(f.ctx, r)
-	}
-	res, err := near("a")
-	if err != nil || res.Hold.StoreID != stores[0].ID {
-		t.Fatalf("first shopper: %+v %v, want store %s", res.Hold, err, stores[0].ID)
-	}
-	if res.StoreName != "Store 0" || res.Hold.DistanceKm <= 0 || res.Hold.DistanceKm > 0.1 {
-		t.Fatalf("first shopper: store name %q distance %v", res.StoreName, res.Hold.DistanceKm)
-	}
-	res, err = near("b") // s0 sold out, s1 has none allocated: s2 at 1.36 km
-	if err != nil || res.Hold.StoreID != stores[2].ID {
-		t.Fatalf("second shopper: %+v %v, want store %s", res.Hold, err, stores[2].ID)
-	}
-	if _, err = near("c"); !errors.Is(err, engine.ErrNoStoreStock) {
-		t.Fatalf("third shopper: %v, want ErrNoStoreStock (s3 is outside 1.5 km)", err)
-	}
-	// The shopper can still ask for the far store by id.
-	byStore := engine.ReserveRequest{SaleID: sale.ID, UserID: "c", StoreID: stores[3].ID}
-	if res, err = f.eng.Reserve(f.ctx, byStore); err != nil || res.Hold.StoreID != stores[3].ID {
-		t.Fatalf("by store id: %+v %v", res.Hold, err)
-	}
-	if _, err = near("d"); !errors.Is(err, engine.ErrSoldOut) {
-		t.Fatalf("fourth shopper: %v, want ErrSoldOut", err)
-	}
-	byStore.StoreID = "nope"
-	if _, err = f.eng.Reserve(f.ctx, byStore); !errors.Is(err, engine.ErrUnknownStore) {
-		t.Fatalf("unknown store: %v", err)
-	}
-	f.stock(sale.ID)
+	bothModes(t, func(t *testing.T, f *fixture) {
+		stores := lineStores(testenv.ID("st"), 4) // 0, 0.68, 1.36, 2.03 km east
+		sale := f.newSale(stores, []int{1, 0, 1, 1}, func(s *engine.Sale) { s.MaxDistanceKm = 1.5; s.PerUserLimit = 5 })
+		near := func(user string) (engine.Reservation, error) {
+			r := reserveAt(52.5, 13.3995, user, "") // ~0.03 km west of s0
+			r.SaleID = sale.ID
+			return f.eng.Reserve(f.ctx, r)
+		}
+		res, err := near("a")
+		if err != nil || res.Hold.StoreID != stores[0].ID {
+			t.Fatalf("first shopper: %+v %v, want store %s", res.Hold, err, stores[0].ID)
+		}
+		if res.StoreName != "Store 0" || res.Hold.DistanceKm <= 0 || res.Hold.DistanceKm > 0.1 {
+			t.Fatalf("first shopper: store name %q distance %v", res.StoreName, res.Hold.DistanceKm)
+		}
+		res, err = near("b") // s0 sold out, s1 has none allocated: s2 at 1.36 km
+		if err != nil || res.Hold.StoreID != stores[2].ID {
+			t.Fatalf("second shopper: %+v %v, want store %s", res.Hold, err, stores[2].ID)
+		}
+		if _, err = near("c"); !errors.Is(err, engine.ErrNoStoreStock) {
+			t.Fatalf("third shopper: %v, want ErrNoStoreStock (s3 is outside 1.5 km)", err)
+		}
+		// The shopper can still ask for the far store by id.
+		byStore := engine.ReserveRequest{SaleID: sale.ID, UserID: "c", StoreID: stores[3].ID}
+		if res, err = f.eng.Reserve(f.ctx, byStore); err != nil || res.Hold.StoreID != stores[3].ID {
+			t.Fatalf("by store id: %+v %v", res.Hold, err)
+		}
+		if _, err = near("d"); !errors.Is(err, engine.ErrSoldOut) {
+			t.Fatalf("fourth shopper: %v, want ErrSoldOut", err)
+		}
+		byStore.StoreID = "nope"
+		if _, err = f.eng.Reserve(f.ctx, byStore); !errors.Is(err, engine.ErrUnknownStore) {
+			t.Fatalf("unknown store: %v", err)
+		}
+		f.stock(sale.ID)
+	})
 }
 
 // TestReserveSearchesBeyondFirstCandidates sells out the 16 nearest stores
 // and expects the 17th to be found.
 func TestReserveSearchesBeyondFirstCandidates(t *testing.T) {
-	f := newFixture(t)
-	stores := lineStores(testenv.ID("st"), 20)
-	alloc := make([]int, 20)
-	alloc[18] = 2
-	sale := f.newSale(stores, alloc, func(s *engine.Sale) { s.MaxDistanceKm = 100 })
-	r := reserveAt(52.5, 13.4, "far", "")
-	r.SaleID = sale.ID
-	res, err := f.eng.Reserve(f.ctx, r)
-	if err != nil || res.Hold.StoreID != stores[18].ID {
-		t.Fatalf("got %+v %v, want store %s", res.Hold, err, stores[18].ID)
-	}
+	bothModes(t, func(t *testing.T, f *fixture) {
+		stores := lineStores(testenv.ID("st"), 20)
+		alloc := make([]int, 20)
+		alloc[18] = 2
+		sale := f.newSale(stores, alloc, func(s *engine.Sale) { s.MaxDistanceKm = 100 })
+		r := reserveAt(52.5, 13.4, "far", "")
+		r.SaleID = sale.ID
+		res, err := f.eng.Reserve(f.ctx, r)
+		if err != nil || res.Hold.StoreID != stores[18].ID {
+			t.Fatalf("got %+v %v, want store %s", res.Hold, err, stores[18].ID)
+		}
+	})
 }
 
 func TestSaleWindow(t *testing.T) {
-	f := newFixture(t)
-	stores := lineStores(testenv.ID("st"), 1)
-	sale := f.newSale(stores, []int{5}, func(s *engine.Sale) { s.PerUserLimit = 5 })
-	req := engine.ReserveRequest{SaleID: sale.ID, UserID: "w", StoreID: stores[0].ID}
+	bothModes(t, func(t *testing.T, f *fixture) {
+		stores := lineStores(testenv.ID("st"), 1)
+		sale := f.newSale(stores, []int{5}, func(s *engine.Sale) { s.PerUserLimit = 5 })
+		req := engine.ReserveRequest{SaleID: sale.ID, UserID: "w", StoreID: stores[0].ID}
 
-	f.clock.Set(t0.Add(-time.Millisecond))
-	if _, err := f.eng.Reserve(f.ctx, req); !errors.Is(err, engine.ErrNotStarted) {
-		t.Fatalf("before start: %v, want ErrNotStarted", err)
-	}
-	// The script checks the window too, whatever the caller believes.
-	outs, err := f.ledger.Reserve(f.ctx, sale.ID, t0.Add(-time.Second), []engine.LedgerReserve{{
-		HoldID: sale.ID + ".x", UserID: "w", Key: "k", Quantity: 1, Candidates: []engine.Candidate{{StoreID: stores[0].ID}},
-	}})
-	if err != nil || !errors.Is(outs[0].Err, engine.ErrNotStarted) {
-		t.Fatalf("script before start: %v %v", outs, err)
-	}
-	f.clock.Set(t0)
-	req.IdempotencyKey = "live"
-	live, err := f.eng.Reserve(f.ctx, req)
-	if err != nil {
-		t.Fatalf("at start: %v", err)
-	}
-	f.clock.Set(sale.EndsAt)
-	req.IdempotencyKey = "late"
-	if _, err := f.eng.Reserve(f.ctx, req); !errors.Is(err, engine.ErrEnded) {
-		t.Fatalf("at end: %v, want ErrEnded", err)
-	}
-	// A retry of a request that succeeded during the sale still answers.
-	req.IdempotencyKey = "live"
-	if res, err := f.eng.Reserve(f.ctx, req); err != nil || res.Hold.ID != live.Hold.ID || !res.Replayed {
-		t.Fatalf("replay after end: %+v %v", res, err)
-	}
-	st := f.stock(sale.ID)
-	if st.Held != 1 {
-		t.Fatalf("held %d, want 1", st.Held)
-	}
+		f.clock.Set(t0.Add(-time.Millisecond))
+		if _, err := f.eng.Reserve(f.ctx, req); !errors.Is(err, engine.ErrNotStarted) {
+			t.Fatalf("before start: %v, want ErrNotStarted", err)
+		}
+		// The script checks the window too, whatever the caller believes.
+		outs, err := f.ledger.Reserve(f.ctx, sale.ID, t0.Add(-time.Second), []engine.LedgerReserve{{
+			HoldID: sale.ID + ".x", UserID: "w", Key: "k", Quantity: 1, Candidates: []engine.Candidate{{StoreID: stores[0].ID}},
+		}})
+		if err != nil || !errors.Is(outs[0].Err, engine.ErrNotStarted) {
+			t.Fatalf("script before start: %v %v", outs, err)
+		}
+		f.clock.Set(t0)
+		req.IdempotencyKey = "live"
+		live, err := f.eng.Reserve(f.ctx, req)
+		if err != nil {
+			t.Fatalf("at start: %v", err)
+		}
+		f.clock.Set(sale.EndsAt)
+		req.IdempotencyKey = "late"
+		if _, err := f.eng.Reserve(f.ctx, req); !errors.Is(err, engine.ErrEnded) {
+			t.Fatalf("at end: %v, want ErrEnded", err)
+		}
+		// A retry of a request that succeeded during the sale still answers.
+		req.IdempotencyKey = "live"
+		if res, err := f.eng.Reserve(f.ctx, req); err != nil || res.Hold.ID != live.Hold.ID || !res.Replayed {
+			t.Fatalf("replay after end: %+v %v", res, err)
+		}
+		st := f.stock(sale.ID)
+		if st.Held != 1 {
+			t.Fatalf("held %d, want 1", st.Held)
+		}
+	})
 }
 
 func TestPerUserLimitAndQuantity(t *testing.T) {
-	f := newFixture(t)
-	stores := lineStores(testenv.ID("st"), 2)
-	sale := f.newSale(stores, []int{3, 3}, func(s *engine.Sale) { s.PerUserLimit = 3 })
-	req := engine.ReserveRequest{SaleID: sale.ID, UserID: "q", StoreID: stores[0].ID, Quantity: 2}
-	if _, err := f.eng.Reserve(f.ctx, req); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.eng.Reserve(f.ctx, req); !errors.Is(err, engine.ErrLimitReached) {
-		t.Fatalf("over the limit: %v", err)
-	}
-	req.Quantity = 1
-	h, err := f.eng.Reserve(f.ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A cancelled hold gives the shopper's allowance back.
-	if _, err := f.eng.Cancel(f.ctx, h.Hold.ID, engine.Actor{UserID: "q"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.eng.Reserve(f.ctx, req); err != nil {
-		t.Fatalf("after cancel: %v", err)
-	}
-	// Two units asked at a store with one left: that store cannot serve it.
-	req.UserID, req.Quantity = "r", 2
-	if _, err := f.eng.Reserve(f.ctx, req); !errors.Is(err, engine.ErrNoStoreStock) {
-		t.Fatalf("quantity over store stock: %v", err)
-	}
-	f.stock(sale.ID)
+	bothModes(t, func(t *testing.T, f *fixture) {
+		stores := lineStores(testenv.ID("st"), 2)
+		sale := f.newSale(stores, []int{3, 3}, func(s *engine.Sale) { s.PerUserLimit = 3 })
+		req := engine.ReserveRequest{SaleID: sale.ID, UserID: "q", StoreID: stores[0].ID, Quantity: 2}
+		if _, err := f.eng.Reserve(f.ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.eng.Reserve(f.ctx, req); !errors.Is(err, engine.ErrLimitReached) {
+			t.Fatalf("over the limit: %v", err)
+		}
+		req.Quantity = 1
+		h, err := f.eng.Reserve(f.ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A cancelled hold gives the shopper's allowance back.
+		if _, err := f.eng.Cancel(f.ctx, h.Hold.ID, engine.Actor{UserID: "q"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.eng.Reserve(f.ctx, req); err != nil {
+			t.Fatalf("after cancel: %v", err)
+		}
+		// Two units asked at a store with one left: that store cannot serve it.
+		req.UserID, req.Quantity = "r", 2
+		if _, err := f.eng.Reserve(f.ctx, req); !errors.Is(err, engine.ErrNoStoreStock) {
+			t.Fatalf("quantity over store stock: %v", err)
+		}
+		f.stock(sale.ID)
+	})
 }
 
 // holdN takes n single-unit holds for users u0..u(n-1) at the sale's first
@@ -356,229 +379,235 @@ func (f *fixture) holdN(sale engine.Sale, n int) []engine.Hold {
 // expires them: each hold ends exactly once and its unit comes back exactly
 // once.
 func TestExpireAndCancelRace(t *testing.T) {
-	f := newFixture(t)
-	sale := f.newSale(lineStores(testenv.ID("st"), 1), []int{60}, nil)
-	holds := f.holdN(sale, 60)
-	if st := f.stock(sale.ID); st.Remaining != 0 {
-		t.Fatalf("remaining %d before the race", st.Remaining)
-	}
-	before := t0.Add(30 * time.Second) // holds still live: cancel wins if first
-	after := t0.Add(61 * time.Second)  // holds past their TTL: expiry wins if first
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	outcomes := map[string]int{}
-	for i, h := range holds {
-		wg.Go(func() {
-			_, err := f.ledger.Cancel(f.ctx, sale.ID, h.ID, engine.Actor{UserID: h.UserID}, before)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				outcomes["cancel"]++
-			case errors.Is(err, engine.ErrHoldExpired):
-				outcomes["cancel-too-late"]++
-			default:
-				t.Errorf("cancel %s: %v", h.ID, err)
-			}
-		})
-		if i%10 == 0 {
+	bothModes(t, func(t *testing.T, f *fixture) {
+		sale := f.newSale(lineStores(testenv.ID("st"), 1), []int{60}, nil)
+		holds := f.holdN(sale, 60)
+		if st := f.stock(sale.ID); st.Remaining != 0 {
+			t.Fatalf("remaining %d before the race", st.Remaining)
+		}
+		before := t0.Add(30 * time.Second) // holds still live: cancel wins if first
+		after := t0.Add(61 * time.Second)  // holds past their TTL: expiry wins if first
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		outcomes := map[string]int{}
+		for i, h := range holds {
 			wg.Go(func() {
-				if _, err := f.ledger.ExpireDue(f.ctx, sale.ID, after, 7); err != nil {
-					t.Error(err)
+				_, err := f.ledger.Cancel(f.ctx, sale.ID, h.ID, engine.Actor{UserID: h.UserID}, before)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					outcomes["cancel"]++
+				case errors.Is(err, engine.ErrHoldExpired):
+					outcomes["cancel-too-late"]++
+				default:
+					t.Errorf("cancel %s: %v", h.ID, err)
 				}
 			})
+			if i%10 == 0 {
+				wg.Go(func() {
+					if _, err := f.ledger.ExpireDue(f.ctx, sale.ID, after, 7); err != nil {
+						t.Error(err)
+					}
+				})
+			}
 		}
-	}
-	wg.Wait()
-	f.clock.Set(after)
-	if _, err := f.eng.ExpireSale(f.ctx, sale.ID, after); err != nil {
-		t.Fatal(err)
-	}
-	st := f.stock(sale.ID)
-	if st.Remaining != 60 || st.Held != 0 {
-		t.Fatalf("after the race: remaining %d held %d, want 60 and 0", st.Remaining, st.Held)
-	}
-	all, err := f.ledger.Holds(f.ctx, sale.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ended := map[engine.HoldState]int{}
-	for _, h := range all {
-		ended[h.State]++
-	}
-	if ended[engine.HoldCancelled] != outcomes["cancel"] || ended[engine.HoldExpired] != 60-outcomes["cancel"] {
-		t.Fatalf("states %v, cancel outcomes %v", ended, outcomes)
-	}
-	// Exactly one terminal event per hold.
-	terminal := map[string]int{}
-	for _, id := range f.events(sale.ID) {
-		terminal[id]++
-	}
-	for _, h := range holds {
-		c, e := terminal[h.ID+":cancelled"], terminal[h.ID+":expired"]
-		if c+e != 1 || terminal[h.ID+":held"] != 1 {
-			t.Fatalf("hold %s: %d cancelled, %d expired, %d created events", h.ID, c, e, terminal[h.ID+":held"])
+		wg.Wait()
+		f.clock.Set(after)
+		if _, err := f.eng.ExpireSale(f.ctx, sale.ID, after); err != nil {
+			t.Fatal(err)
 		}
-	}
-	n, err := f.rdb.HLen(f.ctx, "{s:"+sale.ID+"}:buyers").Result()
-	if err != nil || n != 0 {
-		t.Fatalf("buyers left: %d %v", n, err)
-	}
-	t.Logf("race outcomes: %v", outcomes)
+		st := f.stock(sale.ID)
+		if st.Remaining != 60 || st.Held != 0 {
+			t.Fatalf("after the race: remaining %d held %d, want 60 and 0", st.Remaining, st.Held)
+		}
+		all, err := f.ledger.Holds(f.ctx, sale.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ended := map[engine.HoldState]int{}
+		for _, h := range all {
+			ended[h.State]++
+		}
+		if ended[engine.HoldCancelled] != outcomes["cancel"] || ended[engine.HoldExpired] != 60-outcomes["cancel"] {
+			t.Fatalf("states %v, cancel outcomes %v", ended, outcomes)
+		}
+		// Exactly one terminal event per hold.
+		terminal := map[string]int{}
+		for _, id := range f.events(sale.ID) {
+			terminal[id]++
+		}
+		for _, h := range holds {
+			c, e := terminal[h.ID+":cancelled"], terminal[h.ID+":expired"]
+			if c+e != 1 || terminal[h.ID+":held"] != 1 {
+				t.Fatalf("hold %s: %d cancelled, %d expired, %d created events", h.ID, c, e, terminal[h.ID+":held"])
+			}
+		}
+		n, err := f.rdb.HLen(f.ctx, "{s:"+sale.ID+"}:buyers").Result()
+		if err != nil || n != 0 {
+			t.Fatalf("buyers left: %d %v", n, err)
+		}
+		t.Logf("race outcomes: %v", outcomes)
+	})
 }
 
 // TestConfirmCancelRace: for every hold, a confirm and a cancel race; one
 // wins, and the stock matches the winner.
 func TestConfirmCancelRace(t *testing.T) {
-	f := newFixture(t)
-	sale := f.newSale(lineStores(testenv.ID("st"), 1), []int{40}, nil)
-	holds := f.holdN(sale, 40)
-	var wg sync.WaitGroup
-	var confirmed, cancelled sync.Map
-	for _, h := range holds {
-		wg.Go(func() {
-			if _, err := f.eng.Confirm(f.ctx, h.ID, engine.Actor{StoreID: h.StoreID}); err == nil {
-				confirmed.Store(h.ID, true)
-			} else if !errors.Is(err, engine.ErrHoldCancelled) {
-				t.Errorf("confirm: %v", err)
-			}
-		})
-		wg.Go(func() {
-			if _, err := f.eng.Cancel(f.ctx, h.ID, engine.Actor{UserID: h.UserID}); err == nil {
-				cancelled.Store(h.ID, true)
-			} else if !errors.Is(err, engine.ErrHoldConfirmed) {
-				t.Errorf("cancel: %v", err)
-			}
-		})
-	}
-	wg.Wait()
-	nConf := 0
-	for _, h := range holds {
-		_, c := confirmed.Load(h.ID)
-		_, x := cancelled.Load(h.ID)
-		if c == x {
-			t.Fatalf("hold %s: confirmed %v cancelled %v, want exactly one", h.ID, c, x)
+	bothModes(t, func(t *testing.T, f *fixture) {
+		sale := f.newSale(lineStores(testenv.ID("st"), 1), []int{40}, nil)
+		holds := f.holdN(sale, 40)
+		var wg sync.WaitGroup
+		var confirmed, cancelled sync.Map
+		for _, h := range holds {
+			wg.Go(func() {
+				if _, err := f.eng.Confirm(f.ctx, h.ID, engine.Actor{StoreID: h.StoreID}); err == nil {
+					confirmed.Store(h.ID, true)
+				} else if !errors.Is(err, engine.ErrHoldCancelled) {
+					t.Errorf("confirm: %v", err)
+				}
+			})
+			wg.Go(func() {
+				if _, err := f.eng.Cancel(f.ctx, h.ID, engine.Actor{UserID: h.UserID}); err == nil {
+					cancelled.Store(h.ID, true)
+				} else if !errors.Is(err, engine.ErrHoldConfirmed) {
+					t.Errorf("cancel: %v", err)
+				}
+			})
 		}
-		if c {
-			nConf++
+		wg.Wait()
+		nConf := 0
+		for _, h := range holds {
+			_, c := confirmed.Load(h.ID)
+			_, x := cancelled.Load(h.ID)
+			if c == x {
+				t.Fatalf("hold %s: confirmed %v cancelled %v, want exactly one", h.ID, c, x)
+			}
+			if c {
+				nConf++
+			}
 		}
-	}
-	st := f.stock(sale.ID)
-	if st.Confirmed != nConf || st.Remaining != 40-nConf || st.Held != 0 {
-		t.Fatalf("stock %+v with %d confirmed", st, nConf)
-	}
+		st := f.stock(sale.ID)
+		if st.Confirmed != nConf || st.Remaining != 40-nConf || st.Held != 0 {
+			t.Fatalf("stock %+v with %d confirmed", st, nConf)
+		}
+	})
 }
 
 func TestHoldLifecycle(t *testing.T) {
-	f := newFixture(t)
-	sale := f.newSale(lineStores(testenv.ID("st"), 2), []int{3, 0}, nil)
-	hs := f.holdN(sale, 3)
-	a, b, c := hs[0], hs[1], hs[2]
-	other := engine.Actor{StoreID: sale.Stores[1].ID}
+	bothModes(t, func(t *testing.T, f *fixture) {
+		sale := f.newSale(lineStores(testenv.ID("st"), 2), []int{3, 0}, nil)
+		hs := f.holdN(sale, 3)
+		a, b, c := hs[0], hs[1], hs[2]
+		other := engine.Actor{StoreID: sale.Stores[1].ID}
 
-	if _, err := f.eng.Confirm(f.ctx, a.ID, other); !errors.Is(err, engine.ErrForbidden) {
-		t.Fatalf("confirm by another store: %v", err)
-	}
-	if _, err := f.eng.Cancel(f.ctx, a.ID, engine.Actor{UserID: "someone-else"}); !errors.Is(err, engine.ErrForbidden) {
-		t.Fatalf("cancel by another user: %v", err)
-	}
-	h, err := f.eng.Confirm(f.ctx, a.ID, engine.Actor{StoreID: a.StoreID})
-	if err != nil || h.State != engine.HoldConfirmed {
-		t.Fatalf("confirm: %+v %v", h, err)
-	}
-	if h, err = f.eng.Confirm(f.ctx, a.ID, engine.Actor{}); err != nil || h.State != engine.HoldConfirmed {
-		t.Fatalf("confirm again: %+v %v", h, err)
-	}
-	if _, err = f.eng.Cancel(f.ctx, a.ID, engine.Actor{}); !errors.Is(err, engine.ErrHoldConfirmed) {
-		t.Fatalf("cancel confirmed: %v", err)
-	}
-	if h, err = f.eng.Cancel(f.ctx, b.ID, engine.Actor{}); err != nil || h.State != engine.HoldCancelled {
-		t.Fatalf("cancel: %+v %v", h, err)
-	}
-	if h, err = f.eng.Cancel(f.ctx, b.ID, engine.Actor{}); err != nil || h.State != engine.HoldCancelled {
-		t.Fatalf("cancel again: %+v %v", h, err)
-	}
-	if _, err = f.eng.Confirm(f.ctx, b.ID, engine.Actor{}); !errors.Is(err, engine.ErrHoldCancelled) {
-		t.Fatalf("confirm cancelled: %v", err)
-	}
-	// Past its TTL, c cannot be confirmed: the confirm expires it instead,
-	// even before the sweeper runs; a confirmed hold never expires.
-	f.clock.Advance(60 * time.Second)
-	if _, err = f.eng.Confirm(f.ctx, c.ID, engine.Actor{}); !errors.Is(err, engine.ErrHoldExpired) {
-		t.Fatalf("confirm after TTL: %v", err)
-	}
-	if n, err := f.eng.ExpireDue(f.ctx); err != nil || n != 0 {
-		t.Fatalf("sweep: %d %v, want nothing left to expire", n, err)
-	}
-	if h, err = f.eng.Hold(f.ctx, a.ID); err != nil || h.State != engine.HoldConfirmed {
-		t.Fatalf("confirmed hold after TTL: %+v %v", h, err)
-	}
-	if _, err = f.eng.Hold(f.ctx, sale.ID+".nope"); !errors.Is(err, engine.ErrUnknownHold) {
-		t.Fatalf("unknown hold: %v", err)
-	}
-	if _, err = f.eng.Cancel(f.ctx, "malformed", engine.Actor{}); !errors.Is(err, engine.ErrUnknownHold) {
-		t.Fatalf("malformed hold id: %v", err)
-	}
-	st := f.stock(sale.ID)
-	if st.Confirmed != 1 || st.Remaining != 2 || st.Held != 0 {
-		t.Fatalf("stock %+v", st)
-	}
-	want := []string{a.ID + ":held", b.ID + ":held", c.ID + ":held", a.ID + ":confirmed", b.ID + ":cancelled", c.ID + ":expired"}
-	if got := f.events(sale.ID); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("outbox events %v, want %v", got, want)
-	}
+		if _, err := f.eng.Confirm(f.ctx, a.ID, other); !errors.Is(err, engine.ErrForbidden) {
+			t.Fatalf("confirm by another store: %v", err)
+		}
+		if _, err := f.eng.Cancel(f.ctx, a.ID, engine.Actor{UserID: "someone-else"}); !errors.Is(err, engine.ErrForbidden) {
+			t.Fatalf("cancel by another user: %v", err)
+		}
+		h, err := f.eng.Confirm(f.ctx, a.ID, engine.Actor{StoreID: a.StoreID})
+		if err != nil || h.State != engine.HoldConfirmed {
+			t.Fatalf("confirm: %+v %v", h, err)
+		}
+		if h, err = f.eng.Confirm(f.ctx, a.ID, engine.Actor{}); err != nil || h.State != engine.HoldConfirmed {
+			t.Fatalf("confirm again: %+v %v", h, err)
+		}
+		if _, err = f.eng.Cancel(f.ctx, a.ID, engine.Actor{}); !errors.Is(err, engine.ErrHoldConfirmed) {
+			t.Fatalf("cancel confirmed: %v", err)
+		}
+		if h, err = f.eng.Cancel(f.ctx, b.ID, engine.Actor{}); err != nil || h.State != engine.HoldCancelled {
+			t.Fatalf("cancel: %+v %v", h, err)
+		}
+		if h, err = f.eng.Cancel(f.ctx, b.ID, engine.Actor{}); err != nil || h.State != engine.HoldCancelled {
+			t.Fatalf("cancel again: %+v %v", h, err)
+		}
+		if _, err = f.eng.Confirm(f.ctx, b.ID, engine.Actor{}); !errors.Is(err, engine.ErrHoldCancelled) {
+			t.Fatalf("confirm cancelled: %v", err)
+		}
+		// Past its TTL, c cannot be confirmed: the confirm expires it instead,
+		// even before the sweeper runs; a confirmed hold never expires.
+		f.clock.Advance(60 * time.Second)
+		if _, err = f.eng.Confirm(f.ctx, c.ID, engine.Actor{}); !errors.Is(err, engine.ErrHoldExpired) {
+			t.Fatalf("confirm after TTL: %v", err)
+		}
+		if n, err := f.eng.ExpireDue(f.ctx); err != nil || n != 0 {
+			t.Fatalf("sweep: %d %v, want nothing left to expire", n, err)
+		}
+		if h, err = f.eng.Hold(f.ctx, a.ID); err != nil || h.State != engine.HoldConfirmed {
+			t.Fatalf("confirmed hold after TTL: %+v %v", h, err)
+		}
+		if _, err = f.eng.Hold(f.ctx, sale.ID+".nope"); !errors.Is(err, engine.ErrUnknownHold) {
+			t.Fatalf("unknown hold: %v", err)
+		}
+		if _, err = f.eng.Cancel(f.ctx, "malformed", engine.Actor{}); !errors.Is(err, engine.ErrUnknownHold) {
+			t.Fatalf("malformed hold id: %v", err)
+		}
+		st := f.stock(sale.ID)
+		if st.Confirmed != 1 || st.Remaining != 2 || st.Held != 0 {
+			t.Fatalf("stock %+v", st)
+		}
+		want := []string{a.ID + ":held", b.ID + ":held", c.ID + ":held", a.ID + ":confirmed", b.ID + ":cancelled", c.ID + ":expired"}
+		if got := f.events(sale.ID); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("outbox events %v, want %v", got, want)
+		}
+	})
 }
 
 func TestSweeperExpiresWithInjectedClock(t *testing.T) {
-	f := newFixture(t)
-	sale := f.newSale(lineStores(testenv.ID("st"), 1), []int{5}, nil)
-	f.holdN(sale, 5)
-	f.clock.Advance(59 * time.Second)
-	if n, err := f.eng.ExpireSale(f.ctx, sale.ID, f.clock.Now()); err != nil || n != 0 {
-		t.Fatalf("before TTL: expired %d %v", n, err)
-	}
-	f.clock.Advance(time.Second)
-	if n, err := f.eng.ExpireSale(f.ctx, sale.ID, f.clock.Now()); err != nil || n != 5 {
-		t.Fatalf("at TTL: expired %d %v, want 5", n, err)
-	}
-	if n, err := f.eng.ExpireSale(f.ctx, sale.ID, f.clock.Now()); err != nil || n != 0 {
-		t.Fatalf("again: expired %d %v, want 0", n, err)
-	}
-	if st := f.stock(sale.ID); st.Remaining != 5 {
-		t.Fatalf("remaining %d, want 5", st.Remaining)
-	}
+	bothModes(t, func(t *testing.T, f *fixture) {
+		sale := f.newSale(lineStores(testenv.ID("st"), 1), []int{5}, nil)
+		f.holdN(sale, 5)
+		f.clock.Advance(59 * time.Second)
+		if n, err := f.eng.ExpireSale(f.ctx, sale.ID, f.clock.Now()); err != nil || n != 0 {
+			t.Fatalf("before TTL: expired %d %v", n, err)
+		}
+		f.clock.Advance(time.Second)
+		if n, err := f.eng.ExpireSale(f.ctx, sale.ID, f.clock.Now()); err != nil || n != 5 {
+			t.Fatalf("at TTL: expired %d %v, want 5", n, err)
+		}
+		if n, err := f.eng.ExpireSale(f.ctx, sale.ID, f.clock.Now()); err != nil || n != 0 {
+			t.Fatalf("again: expired %d %v, want 0", n, err)
+		}
+		if st := f.stock(sale.ID); st.Remaining != 5 {
+			t.Fatalf("remaining %d, want 5", st.Remaining)
+		}
+	})
 }
 
 func TestCreateSaleValidation(t *testing.T) {
-	f := newFixture(t)
-	stores := lineStores(testenv.ID("st"), 1)
-	sale := f.newSale(stores, []int{2}, nil)
-	dup := sale
-	dup.Stores = nil
-	if _, err := f.eng.CreateSale(f.ctx, dup); !errors.Is(err, engine.ErrSaleExists) {
-		t.Fatalf("duplicate sale: %v", err)
-	}
-	bad := dup
-	bad.ID = testenv.ID("sale-")
-	bad.Allocations = map[string]int{"no-such-store": 3}
-	if _, err := f.eng.CreateSale(f.ctx, bad); !errors.Is(err, engine.ErrInvalid) {
-		t.Fatalf("unknown store: %v", err)
-	}
-	if _, err := f.ledger.Sale(f.ctx, bad.ID); !errors.Is(err, engine.ErrUnknownSale) {
-		t.Fatalf("a refused sale was saved: %v", err)
-	}
+	bothModes(t, func(t *testing.T, f *fixture) {
+		stores := lineStores(testenv.ID("st"), 1)
+		sale := f.newSale(stores, []int{2}, nil)
+		dup := sale
+		dup.Stores = nil
+		if _, err := f.eng.CreateSale(f.ctx, dup); !errors.Is(err, engine.ErrSaleExists) {
+			t.Fatalf("duplicate sale: %v", err)
+		}
+		bad := dup
+		bad.ID = testenv.ID("sale-")
+		bad.Allocations = map[string]int{"no-such-store": 3}
+		if _, err := f.eng.CreateSale(f.ctx, bad); !errors.Is(err, engine.ErrInvalid) {
+			t.Fatalf("unknown store: %v", err)
+		}
+		if _, err := f.ledger.Sale(f.ctx, bad.ID); !errors.Is(err, engine.ErrUnknownSale) {
+			t.Fatalf("a refused sale was saved: %v", err)
+		}
+	})
 }
 
 // TestScriptsReloadAfterFlush: after SCRIPT FLUSH (as after a restart or
 // failover) calls still work.
 func TestScriptsReloadAfterFlush(t *testing.T) {
-	f := newFixture(t)
-	sale := f.newSale(lineStores(testenv.ID("st"), 1), []int{2}, nil)
-	if err := f.rdb.ScriptFlush(f.ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	f.holdN(sale, 1)
-	if err := f.ledger.Load(f.ctx); err != nil {
-		t.Fatal(err)
-	}
+	bothModes(t, func(t *testing.T, f *fixture) {
+		sale := f.newSale(lineStores(testenv.ID("st"), 1), []int{2}, nil)
+		if err := f.rdb.ScriptFlush(f.ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		f.holdN(sale, 1)
+		if err := f.ledger.Load(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -29,23 +29,32 @@ type Config struct {
 	KafkaDataDir      string        // FLASHSALE_KAFKA_DATA_DIR, -kafka-data-dir
 	RelayName         string        // FLASHSALE_RELAY_NAME, -relay-name
 	WebhookInterval   time.Duration // FLASHSALE_WEBHOOK_INTERVAL, -webhook-interval
+	Coalesce          bool          // FLASHSALE_COALESCE, -coalesce
+	CoalesceMaxBatch  int           // FLASHSALE_COALESCE_MAX_BATCH, -coalesce-max-batch
+	CoalesceMaxWait   time.Duration // FLASHSALE_COALESCE_MAX_WAIT, -coalesce-max-wait
+	CoalesceQueue     int           // FLASHSALE_COALESCE_QUEUE, -coalesce-queue
+	CoalesceInFlight  int           // FLASHSALE_COALESCE_INFLIGHT, -coalesce-inflight
 }
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
-		HTTPAddr:        ":8080",
-		RedisURL:        "redis://127.0.0.1:6379/0",
-		DatabaseURL:     "postgres://127.0.0.1:5432/flashsale?sslmode=disable",
-		Namespace:       "flashsale",
-		SweepInterval:   500 * time.Millisecond,
-		RequestTimeout:  5 * time.Second,
-		ShutdownTimeout: 10 * time.Second,
-		DemoStartDelay:  time.Minute,
-		KafkaTopic:      "flashsale.hold-events",
-		KafkaPartitions: 12,
-		RelayName:       defaultRelayName(),
-		WebhookInterval: 200 * time.Millisecond,
+		HTTPAddr:         ":8080",
+		RedisURL:         "redis://127.0.0.1:6379/0",
+		DatabaseURL:      "postgres://127.0.0.1:5432/flashsale?sslmode=disable",
+		Namespace:        "flashsale",
+		SweepInterval:    500 * time.Millisecond,
+		RequestTimeout:   5 * time.Second,
+		ShutdownTimeout:  10 * time.Second,
+		DemoStartDelay:   time.Minute,
+		KafkaTopic:       "flashsale.hold-events",
+		KafkaPartitions:  12,
+		RelayName:        defaultRelayName(),
+		WebhookInterval:  200 * time.Millisecond,
+		Coalesce:         true,
+		CoalesceMaxBatch: 256,
+		CoalesceQueue:    4096,
+		CoalesceInFlight: 2,
 	}
 }
 
@@ -79,6 +88,16 @@ func (c *Config) bind(fs *flag.FlagSet) error {
 		}
 		fs.DurationVar(p, name, *p, usage+" ($"+env+")")
 	}
+	num := func(p *int, name, env, usage string) {
+		if v, ok := os.LookupEnv(env); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("$%s: %q is not a number", env, v))
+			}
+			*p = n
+		}
+		fs.IntVar(p, name, *p, usage+" ($"+env+")")
+	}
 	str(&c.HTTPAddr, "http-addr", "FLASHSALE_HTTP_ADDR", "address of the API and pages")
 	str(&c.RedisURL, "redis-url", "REDIS_URL", "Redis URL")
 	str(&c.RedisClusterAddrs, "redis-cluster-addrs", "REDIS_CLUSTER_ADDRS", "comma-separated host:port list; selects Redis Cluster")
@@ -91,17 +110,22 @@ func (c *Config) bind(fs *flag.FlagSet) error {
 	dur(&c.ShutdownTimeout, "shutdown-timeout", "FLASHSALE_SHUTDOWN_TIMEOUT", "how long shutdown waits for requests in flight")
 	dur(&c.DemoStartDelay, "demo-start-delay", "FLASHSALE_DEMO_START_DELAY", "how long after start-up the demo sale starts")
 	str(&c.KafkaTopic, "kafka-topic", "FLASHSALE_KAFKA_TOPIC", "topic of hold events")
-	if v, ok := os.LookupEnv("FLASHSALE_KAFKA_PARTITIONS"); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("$FLASHSALE_KAFKA_PARTITIONS: %q is not a number", v))
-		}
-		c.KafkaPartitions = n
-	}
-	fs.IntVar(&c.KafkaPartitions, "kafka-partitions", c.KafkaPartitions, "partitions of the hold events topic when flashsale creates it ($FLASHSALE_KAFKA_PARTITIONS)")
+	num(&c.KafkaPartitions, "kafka-partitions", "FLASHSALE_KAFKA_PARTITIONS", "partitions of the hold events topic when flashsale creates it")
 	str(&c.KafkaDataDir, "kafka-data-dir", "FLASHSALE_KAFKA_DATA_DIR", "where the in-process Kafka broker keeps its log (memory only when empty)")
 	str(&c.RelayName, "relay-name", "FLASHSALE_RELAY_NAME", "this relay's consumer name in the outbox group (stable across restarts)")
 	dur(&c.WebhookInterval, "webhook-interval", "FLASHSALE_WEBHOOK_INTERVAL", "how often due webhooks are looked for")
+	if v, ok := os.LookupEnv("FLASHSALE_COALESCE"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("$FLASHSALE_COALESCE: %q is not true or false", v))
+		}
+		c.Coalesce = b
+	}
+	fs.BoolVar(&c.Coalesce, "coalesce", c.Coalesce, "gather concurrent reservations of a sale into batched script calls ($FLASHSALE_COALESCE)")
+	num(&c.CoalesceMaxBatch, "coalesce-max-batch", "FLASHSALE_COALESCE_MAX_BATCH", "most reservations in one script call")
+	dur(&c.CoalesceMaxWait, "coalesce-max-wait", "FLASHSALE_COALESCE_MAX_WAIT", "how long a batch that is not full waits for company (0: send at once)")
+	num(&c.CoalesceQueue, "coalesce-queue", "FLASHSALE_COALESCE_QUEUE", "reservations that may wait per sale before 503 overloaded")
+	num(&c.CoalesceInFlight, "coalesce-inflight", "FLASHSALE_COALESCE_INFLIGHT", "script calls of one sale that may run at once")
 	return errors.Join(errs...)
 }
 
@@ -128,6 +152,12 @@ func (c *Config) validate() error {
 	}
 	if c.KafkaTopic == "" || c.RelayName == "" {
 		errs = append(errs, errors.New("-kafka-topic and -relay-name must not be empty"))
+	}
+	if c.CoalesceMaxBatch < 1 || c.CoalesceMaxBatch > 4096 || c.CoalesceQueue < 1 || c.CoalesceInFlight < 1 || c.CoalesceInFlight > 64 {
+		errs = append(errs, errors.New("-coalesce-max-batch must be 1-4096, -coalesce-queue at least 1, -coalesce-inflight 1-64"))
+	}
+	if c.CoalesceMaxWait < 0 || c.CoalesceMaxWait > 100*time.Millisecond {
+		errs = append(errs, errors.New("-coalesce-max-wait must be 0-100ms"))
 	}
 	if c.WebhookInterval < 10*time.Millisecond {
 		errs = append(errs, errors.New("-webhook-interval must be at least 10ms"))

@@ -231,8 +231,21 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := ledger.Load(ctx); err != nil {
 		return fmt.Errorf("%w (is Redis running? see README)", err)
 	}
-	eng, err := engine.New(engine.Config{Ledger: ledger, Clock: m.Clock})
+	ecfg := engine.Config{Ledger: ledger, Clock: m.Clock}
+	if m.Config.Coalesce {
+		ecfg.Coalesce = &engine.CoalesceConfig{
+			MaxBatch:  m.Config.CoalesceMaxBatch,
+			MaxWait:   m.Config.CoalesceMaxWait,
+			QueueSize: m.Config.CoalesceQueue,
+			InFlight:  m.Config.CoalesceInFlight,
+			OnBatch:   metrics.ObserveReserveBatch,
+		}
+	}
+	eng, err := engine.New(ecfg)
 	if err != nil {
+		return err
+	}
+	if err := api.RegisterCoalescer(reg, eng.CoalesceStats); err != nil {
 		return err
 	}
 	outbox := reservation.NewOutbox(rdb, 0)

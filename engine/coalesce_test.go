@@ -1,0 +1,213 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// gatedLedger answers Reserve calls only when the test lets it, and
+// records every batch it was sent. It is a rule test's stand-in: the
+// reservation package runs the coalescer against real Redis.
+type gatedLedger struct {
+	refusingLedger
+	gate    chan struct{} // one receive per call
+	entered chan int      // the size of each call, as it starts
+	mu      sync.Mutex
+	batches [][]string // user ids per call
+	fail    error
+}
+
+func newGatedLedger(t *testing.T) *gatedLedger {
+	return &gatedLedger{refusingLedger: refusingLedger{t: t}, gate: make(chan struct{}), entered: make(chan int, 100)}
+}
+
+func (l *gatedLedger) Sale(ctx context.Context, id string) (Sale, error) {
+	s, _ := l.refusingLedger.Sale(ctx, id)
+	s.MaxDistanceKm = 500
+	return s, nil
+}
+
+// next returns the size of the next call to start, failing the test when
+// none starts within 5 s.
+func (l *gatedLedger) next(t *testing.T) int {
+	t.Helper()
+	select {
+	case n := <-l.entered:
+		return n
+	case <-time.After(5 * time.Second):
+		t.Fatal("no ledger call started")
+		return 0
+	}
+}
+
+func (l *gatedLedger) Reserve(ctx context.Context, saleID string, now time.Time, reqs []LedgerReserve) ([]LedgerOutcome, error) {
+	users := make([]string, len(reqs))
+	for i, r := range reqs {
+		users[i] = r.UserID
+	}
+	l.mu.Lock()
+	l.batches = append(l.batches, users)
+	l.mu.Unlock()
+	l.entered <- len(reqs)
+	select {
+	case <-l.gate:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if l.fail != nil {
+		return nil, l.fail
+	}
+	out := make([]LedgerOutcome, len(reqs))
+	for i, r := range reqs {
+		out[i] = LedgerOutcome{Hold: Hold{ID: r.HoldID, UserID: r.UserID, StoreID: r.Candidates[0].StoreID, State: HoldHeld}}
+	}
+	return out, nil
+}
+
+func coalescingEngine(t *testing.T, l Ledger, cfg CoalesceConfig) *Engine {
+	t.Helper()
+	e, err := New(Config{Ledger: l, Clock: fixedClock(t0.Add(time.Minute)), Coalesce: &cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func reserveAsync(e *Engine, ctx context.Context, user string) chan error {
+	done := make(chan error, 1)
+	go func() {
+		res, err := e.Reserve(ctx, ReserveRequest{SaleID: "s1", UserID: user, HasLocation: true, Lat: 1, Lon: 1})
+		if err == nil && res.Hold.UserID != user {
+			err = fmt.Errorf("%s got the hold of %s", user, res.Hold.UserID)
+		}
+		done <- err
+	}()
+	return done
+}
+
+// TestCoalescerBatchesInArrivalOrder holds the first call open, queues
+// more reservations behind it, and checks they go out together, in order.
+func TestCoalescerBatchesInArrivalOrder(t *testing.T) {
+	l := newGatedLedger(t)
+	e := coalescingEngine(t, l, CoalesceConfig{InFlight: 1, MaxBatch: 4})
+	first := reserveAsync(e, context.Background(), "u0")
+	if n := l.next(t); n != 1 {
+		t.Fatalf("first call carried %d", n)
+	}
+	var rest []chan error
+	for i := 1; i <= 6; i++ {
+		rest = append(rest, reserveAsync(e, context.Background(), fmt.Sprintf("u%d", i)))
+		waitQueued(t, e, int64(i))
+	}
+	l.gate <- struct{}{}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	// Six waiting, at most four per call: 4 then 2.
+	for _, want := range []int{4, 2} {
+		if n := l.next(t); n != want {
+			t.Fatalf("call carried %d, want %d", n, want)
+		}
+		l.gate <- struct{}{}
+	}
+	for _, done := range rest {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if got := fmt.Sprint(l.batches); got != "[[u0] [u1 u2 u3 u4] [u5 u6]]" {
+		t.Fatalf("batches %s", got)
+	}
+}
+
+// waitQueued waits until n reservations wait in the coalescer's queues.
+func waitQueued(t *testing.T, e *Engine, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.CoalesceStats().Queued != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d queued, want %d", e.CoalesceStats().Queued, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestCoalescerShedsWhenFull fills the bounded queue and expects the next
+// reservation to fail at once with ErrOverloaded.
+func TestCoalescerShedsWhenFull(t *testing.T) {
+	l := newGatedLedger(t)
+	e := coalescingEngine(t, l, CoalesceConfig{InFlight: 1, QueueSize: 3})
+	first := reserveAsync(e, context.Background(), "u0")
+	l.next(t)
+	var queued []chan error
+	for i := 1; i <= 3; i++ {
+		queued = append(queued, reserveAsync(e, context.Background(), fmt.Sprintf("u%d", i)))
+		waitQueued(t, e, int64(i))
+	}
+	if err := <-reserveAsync(e, context.Background(), "late"); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("a reservation past a full queue: %v, want ErrOverloaded", err)
+	}
+	if s := e.CoalesceStats(); s.Shed != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	close(l.gate) // let every call through
+	for _, done := range append(queued, first) {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestCoalescerHonoursDeadlines lets a queued reservation's deadline pass:
+// it fails with ErrUnavailable and is never sent to the ledger.
+func TestCoalescerHonoursDeadlines(t *testing.T) {
+	l := newGatedLedger(t)
+	e := coalescingEngine(t, l, CoalesceConfig{InFlight: 1})
+	first := reserveAsync(e, context.Background(), "u0")
+	l.next(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	gone := reserveAsync(e, ctx, "gone")
+	waitQueued(t, e, 1)
+	stays := reserveAsync(e, context.Background(), "stays")
+	waitQueued(t, e, 2)
+	cancel()
+	if err := <-gone; !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled reservation: %v", err)
+	}
+	close(l.gate)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-stays; err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if got := fmt.Sprint(l.batches); got != "[[u0] [stays]]" {
+		t.Fatalf("batches %s: the cancelled reservation was sent", got)
+	}
+}
+
+// TestCoalescerFailsTheWholeBatch checks that a failed call fails every
+// reservation it carried, and the next call is made afresh.
+func TestCoalescerFailsTheWholeBatch(t *testing.T) {
+	l := newGatedLedger(t)
+	l.fail = fmt.Errorf("%w: redis down", ErrUnavailable)
+	e := coalescingEngine(t, l, CoalesceConfig{InFlight: 1})
+	first := reserveAsync(e, context.Background(), "u0")
+	l.next(t)
+	a, b := reserveAsync(e, context.Background(), "a"), reserveAsync(e, context.Background(), "b")
+	waitQueued(t, e, 2)
+	close(l.gate)
+	for _, done := range []chan error{first, a, b} {
+		if err := <-done; !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("reservation in a failed call: %v", err)
+		}
+	}
+}
