@@ -611,3 +611,62 @@ func TestScriptsReloadAfterFlush(t *testing.T) {
 		}
 	})
 }
+
+// TestBatchSeesEarlierRequests sends one batch in which later requests
+// depend on earlier ones: a replay of a hold made in the same batch, the
+// per-user limit reached inside it, a store running out and the next one
+// taking over, and the sale selling out.
+func TestBatchSeesEarlierRequests(t *testing.T) {
+	f := newFixture(t)
+	stores := lineStores(testenv.ID("b-"), 2)
+	sale := f.newSale(stores, []int{2, 1}, nil)
+	cands := []engine.Candidate{{StoreID: stores[0].ID, DistanceKm: 0.1}, {StoreID: stores[1].ID, DistanceKm: 0.7}}
+	req := func(hold, user, key string) engine.LedgerReserve {
+		return engine.LedgerReserve{HoldID: sale.ID + "." + hold, UserID: user, Key: key, Quantity: 1, Candidates: cands}
+	}
+	outs, err := f.ledger.Reserve(f.ctx, sale.ID, t0.Add(time.Minute), []engine.LedgerReserve{
+		req("h1", "u1", "k1"),
+		req("h1bis", "u1", "k1"), // replay of h1
+		req("h2", "u1", "k2"),    // over u1's limit of 1
+		req("h3", "u2", "k1"),    // store 0's second unit
+		req("h4", "u3", "k1"),    // store 0 is out: store 1
+		req("h5", "u4", "k1"),    // sold out
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]string, len(outs))
+	for i, o := range outs {
+		switch {
+		case o.Err != nil:
+			got[i] = o.Err.Error()
+		case o.Replayed:
+			got[i] = "replay " + o.Hold.ID[len(sale.ID)+1:]
+		default:
+			got[i] = o.Hold.ID[len(sale.ID)+1:] + "@" + o.Hold.StoreID[len(o.Hold.StoreID)-1:]
+		}
+	}
+	want := []string{"h1@0", "replay h1", engine.ErrLimitReached.Error(), "h3@0", "h4@1", engine.ErrSoldOut.Error()}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("outcomes %q, want %q", got, want)
+	}
+	st := f.stock(sale.ID)
+	if st.Remaining != 0 || st.Held != 3 || st.Stores[stores[0].ID].Held != 2 || st.Stores[stores[1].ID].Held != 1 {
+		t.Fatalf("stock %+v", st)
+	}
+	if n := f.outboxLen(sale.ID); n != 3 {
+		t.Fatalf("%d outbox events, want 3", n)
+	}
+	// The batch's writes are visible afterwards: a later replay, the
+	// buyers' counts and the expiries.
+	again, err := f.ledger.Reserve(f.ctx, sale.ID, t0.Add(time.Minute), []engine.LedgerReserve{req("h9", "u1", "k1"), req("h10", "u2", "k9")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again[0].Replayed || again[0].Hold.ID != sale.ID+".h1" || !errors.Is(again[1].Err, engine.ErrLimitReached) {
+		t.Fatalf("after the batch: %+v", again)
+	}
+	if n, err := f.rdb.ZCard(f.ctx, "{s:"+sale.ID+"}:expiry").Result(); err != nil || n != 3 {
+		t.Fatalf("%d expiries (%v), want 3", n, err)
+	}
+}

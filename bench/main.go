@@ -1,0 +1,353 @@
+// Command bench is flashsale's side-by-side benchmark harness (make bench).
+// In one run on the local Redis and PostgreSQL it measures, with the same
+// number of concurrent callers each:
+//
+//	(a) raw Redis: one single-request reserve script per call (go-redis)
+//	(b) the engine's Reserve with coalescing, for one hot sale and for 100
+//	(c) PostgreSQL row locking: UPDATE … WHERE qty > 0 plus the hold insert,
+//	    one transaction per request, on one hot row
+//	(d) over HTTP: the reserve endpoint against a no-op fasthttp handler,
+//	    driven by the same load generator
+//
+// For each it finds the peak rate with a closed loop, then offers 80% of
+// that rate in an open loop, and prints throughput, p50/p99/p999 latency at
+// both, and the ratios the performance targets are stated in.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/flashsale/flashsale/engine"
+	"github.com/flashsale/flashsale/geo"
+	"github.com/flashsale/flashsale/reservation"
+)
+
+type options struct {
+	redisURL, databaseURL string
+	workers               int
+	duration              time.Duration
+	only                  string
+	cpuProfile            string
+	coalesce              engine.CoalesceConfig
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.redisURL, "redis-url", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis to measure ($REDIS_URL)")
+	flag.StringVar(&o.databaseURL, "database-url", envOr("BENCH_DATABASE_URL", "postgres://127.0.0.1:5432/flashsale_bench?sslmode=disable"), "PostgreSQL for the row-lock baseline; the database is created if missing ($BENCH_DATABASE_URL)")
+	flag.IntVar(&o.workers, "workers", 64, "concurrent callers (and HTTP connections) in every scenario")
+	flag.DurationVar(&o.duration, "duration", 3*time.Second, "length of each measurement")
+	flag.StringVar(&o.only, "only", "a,b,c,d", "scenarios to run")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run here")
+	flag.IntVar(&o.coalesce.MaxBatch, "coalesce-max-batch", 256, "coalescer: most reservations per script call")
+	flag.DurationVar(&o.coalesce.MaxWait, "coalesce-max-wait", 0, "coalescer: how long a batch that is not full waits")
+	flag.IntVar(&o.coalesce.InFlight, "coalesce-inflight", 2, "coalescer: script calls of one sale at once")
+	flag.Parse()
+	if o.workers < 1 || o.duration < 100*time.Millisecond {
+		fmt.Fprintln(os.Stderr, "bench: -workers must be positive and -duration at least 100ms")
+		os.Exit(2)
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			fail(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(context.Background(), o, os.Stdout); err != nil {
+		pprof.StopCPUProfile()
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// row is one line of the report.
+type row struct {
+	name        string
+	peak, at80  result
+	allocsPerOp float64
+	note        string
+}
+
+func run(ctx context.Context, o options, w io.Writer) error {
+	fmt.Fprintf(w, "flashsale bench: %d callers, %s per measurement, GOMAXPROCS=%d, coalescing max batch %d, max wait %s, in flight %d\n\n",
+		o.workers, o.duration, runtime.GOMAXPROCS(0), o.coalesce.MaxBatch, o.coalesce.MaxWait, o.coalesce.InFlight)
+	f, err := newFixture(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer f.close()
+
+	var rows []row
+	measure := func(name, note string, fn op) {
+		fmt.Fprintf(os.Stderr, "measuring %s …\n", name)
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		before := ms.Mallocs
+		peak := closedLoop(ctx, o.workers, o.duration, fn)
+		runtime.ReadMemStats(&ms)
+		at80 := openLoop(ctx, 4*o.workers, 0.8*peak.rate(), o.duration, fn)
+		rows = append(rows, row{name: name, peak: peak, at80: at80, note: note,
+			allocsPerOp: float64(ms.Mallocs-before) / math.Max(1, float64(peak.ops+peak.errs))})
+	}
+	want := func(s string) bool { return strings.Contains(","+o.only+",", ","+s+",") }
+
+	if want("a") {
+		sale, err := f.newSale(ctx, 1)
+		if err != nil {
+			return err
+		}
+		measure("(a) raw Redis: 1 reserve script per request", "", f.rawReserve(sale[0]))
+	}
+	if want("b") {
+		sale, err := f.newSale(ctx, 1)
+		if err != nil {
+			return err
+		}
+		measure("(b) engine Reserve, coalesced, 1 hot sale", "", f.engineReserve(sale))
+		sales, err := f.newSale(ctx, 100)
+		if err != nil {
+			return err
+		}
+		measure("(b) engine Reserve, coalesced, 100 sales", "", f.engineReserve(sales))
+	}
+	if want("c") {
+		fn, done, err := f.postgresReserve(ctx, o)
+		if err != nil {
+			return err
+		}
+		measure("(c) PostgreSQL row lock, 1 tx per request", "", fn)
+		done()
+	}
+	if want("d") {
+		sale, err := f.newSale(ctx, 1)
+		if err != nil {
+			return err
+		}
+		noop, stop1, err := f.httpNoop(o)
+		if err != nil {
+			return err
+		}
+		measure("(d) HTTP no-op fasthttp handler", "load generator in the same process", noop)
+		stop1()
+		rsv, stop2, err := f.httpReserve(o, sale[0])
+		if err != nil {
+			return err
+		}
+		measure("(d) HTTP POST /v1/sales/{id}/reservations", "load generator in the same process", rsv)
+		stop2()
+	}
+	report(w, rows)
+	return nil
+}
+
+func report(w io.Writer, rows []row) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
+	fmt.Fprintln(tw, "scenario\tpeak ops/s\tp50 ms\tp99 ms\tp999 ms\terrors\t80%: ops/s\tp50 ms\tp99 ms\tp999 ms\terrors\tallocs/op\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t%.1f\t\n", r.name,
+			r.peak.rate(), ms(r.peak.pct(.5)), ms(r.peak.pct(.99)), ms(r.peak.pct(.999)), r.peak.errs,
+			r.at80.rate(), ms(r.at80.pct(.5)), ms(r.at80.pct(.99)), ms(r.at80.pct(.999)), r.at80.errs, r.allocsPerOp)
+	}
+	tw.Flush()
+	for _, r := range rows {
+		for _, res := range []result{r.peak, r.at80} {
+			if res.firstErr != nil {
+				fmt.Fprintf(w, "first error of %s: %v\n", r.name, res.firstErr)
+				break
+			}
+		}
+	}
+	find := func(prefix string) *row {
+		for i := range rows {
+			if strings.HasPrefix(rows[i].name, prefix) {
+				return &rows[i]
+			}
+		}
+		return nil
+	}
+	fmt.Fprintln(w, "\nratios (target):")
+	ratio := func(label, a, b string, target float64) {
+		ra, rb := find(a), find(b)
+		if ra == nil || rb == nil {
+			return
+		}
+		v := ra.peak.rate() / rb.peak.rate()
+		verdict := "met"
+		if v < target {
+			verdict = "NOT met"
+		}
+		fmt.Fprintf(w, "  %-52s %8.2f  (≥ %g: %s)\n", label, v, target, verdict)
+	}
+	ratio("(b) hot sale / (a) raw Redis", "(b) engine Reserve, coalesced, 1 hot", "(a)", 2)
+	ratio("(b) hot sale / (c) PostgreSQL row lock", "(b) engine Reserve, coalesced, 1 hot", "(c)", 50)
+	ratio("(d) reserve endpoint / (d) no-op handler", "(d) HTTP POST", "(d) HTTP no-op", 0.6)
+	for _, r := range rows {
+		if strings.HasPrefix(r.name, "(b) engine Reserve, coalesced, 1 hot") || strings.HasPrefix(r.name, "(d) HTTP POST") {
+			verdict := "met"
+			if r.at80.pct(.99) > 10*time.Millisecond {
+				verdict = "NOT met"
+			}
+			fmt.Fprintf(w, "  %-52s %8.2f ms (≤ 10 ms: %s)\n", "p99 at 80% of peak, "+r.name[:3], float64(r.at80.pct(.99).Microseconds())/1000, verdict)
+		}
+	}
+}
+
+// fixture is the shared set-up: Redis, a namespace of stores, the points
+// shoppers stand at, and what to clean up.
+type fixture struct {
+	o      options
+	rdb    *redis.Client
+	ns     string
+	ledger *reservation.Ledger
+	eng    *engine.Engine
+	stores []engine.Store
+	points []geo.Point
+	cands  [][]engine.Candidate // the 16 nearest stores of each point
+	sales  []string
+}
+
+const benchLat, benchLon = 52.52, 13.405
+
+func newFixture(ctx context.Context, o options) (*fixture, error) {
+	opt, err := redis.ParseURL(o.redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	opt.PoolSize = 2 * o.workers
+	rdb := redis.NewClient(opt)
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return nil, fmt.Errorf("cannot reach Redis at %s: %v (run scripts/ensure-services.sh redis)", o.redisURL, err)
+	}
+	f := &fixture{o: o, rdb: rdb, ns: "bench-" + engine.RandomID()}
+	f.ledger = reservation.New(rdb, reservation.WithNamespace(f.ns))
+	if err := f.ledger.Load(ctx); err != nil {
+		return nil, err
+	}
+	cc := o.coalesce
+	if f.eng, err = engine.New(engine.Config{Ledger: f.ledger, Coalesce: &cc}); err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	items := make([]geo.Item, 50)
+	for i := range 50 {
+		p := around(rng, 10)
+		f.stores = append(f.stores, engine.Store{ID: fmt.Sprintf("b%02d", i), Name: fmt.Sprintf("Bench %d", i), Lat: p.Lat, Lon: p.Lon})
+		items[i] = geo.Item{ID: f.stores[i].ID, Point: p}
+	}
+	if err := f.eng.UpsertStores(ctx, f.stores); err != nil {
+		return nil, err
+	}
+	ix, err := geo.NewIndex(items)
+	if err != nil {
+		return nil, err
+	}
+	for range 1024 {
+		p := around(rng, 8)
+		near, err := ix.Nearest(p, 25, 16)
+		if err != nil {
+			return nil, err
+		}
+		c := make([]engine.Candidate, len(near))
+		for i, n := range near {
+			c[i] = engine.Candidate{StoreID: n.ID, DistanceKm: n.DistanceKm}
+		}
+		f.points = append(f.points, p)
+		f.cands = append(f.cands, c)
+	}
+	return f, nil
+}
+
+// around returns a random point within r km of the city centre.
+func around(rng *rand.Rand, r float64) geo.Point {
+	d := r * math.Sqrt(rng.Float64())
+	a := rng.Float64() * 2 * math.Pi
+	return geo.Point{
+		Lat: benchLat + d*math.Cos(a)/111.32,
+		Lon: benchLon + d*math.Sin(a)/(111.32*math.Cos(benchLat*math.Pi/180)),
+	}
+}
+
+// newSale creates n live sales with stock no run can sell out.
+func (f *fixture) newSale(ctx context.Context, n int) ([]string, error) {
+	var ids []string
+	for range n {
+		alloc := map[string]int{}
+		for _, s := range f.stores {
+			alloc[s.ID] = 1_000_000
+		}
+		now := time.Now()
+		s, err := f.eng.CreateSale(ctx, engine.Sale{
+			ID: "bench-" + engine.RandomID(), Name: "bench", StartsAt: now.Add(-time.Second), EndsAt: now.Add(time.Hour),
+			PerUserLimit: 1, HoldTTLSeconds: 600, MaxDistanceKm: 25, Allocations: alloc,
+		})
+		if err != nil {
+			return nil, err
+		}
+		f.sales = append(f.sales, s.ID)
+		ids = append(ids, s.ID)
+	}
+	return ids, nil
+}
+
+func (f *fixture) close() {
+	ctx := context.Background()
+	for _, id := range f.sales {
+		p := "{s:" + id + "}:"
+		f.rdb.Unlink(ctx, p+"meta", p+"stock", p+"buyers", p+"holds", p+"expiry", p+"outbox")
+	}
+	f.rdb.Unlink(ctx, f.ns+":stores", f.ns+":sales")
+	f.rdb.Close()
+}
+
+func (f *fixture) rawReserve(saleID string) op {
+	return func(ctx context.Context, _ int, seq int64) error {
+		id := fmt.Sprint(seq)
+		outs, err := f.ledger.Reserve(ctx, saleID, time.Now(), []engine.LedgerReserve{{
+			HoldID: saleID + ".a" + id, UserID: "a" + id, Key: "k", Quantity: 1, Candidates: f.cands[seq%int64(len(f.cands))],
+		}})
+		if err != nil {
+			return err
+		}
+		return outs[0].Err
+	}
+}
+
+func (f *fixture) engineReserve(sales []string) op {
+	return func(ctx context.Context, _ int, seq int64) error {
+		p := f.points[seq%int64(len(f.points))]
+		_, err := f.eng.Reserve(ctx, engine.ReserveRequest{
+			SaleID: sales[seq%int64(len(sales))], UserID: fmt.Sprint("b", seq), HasLocation: true, Lat: p.Lat, Lon: p.Lon,
+		})
+		return err
+	}
+}
+
+var errStatus = errors.New("unexpected status")
