@@ -74,14 +74,15 @@ func openLoop(ctx context.Context, workers int, rate float64, d time.Duration, f
 	lats := make([][]time.Duration, workers)
 	start := time.Now()
 	go func() {
+		// Wake every half millisecond and hand out every request that has
+		// come due, stamped with when it was due: the pacer never spins.
 		defer close(due)
 		interval := time.Duration(float64(time.Second) / rate)
 		next := start
 		for next.Sub(start) < d {
-			if w := time.Until(next); w > 200*time.Microsecond {
-				time.Sleep(w)
-			}
-			for !time.Now().Before(next) && next.Sub(start) < d {
+			time.Sleep(500 * time.Microsecond)
+			now := time.Now()
+			for !next.After(now) && next.Sub(start) < d {
 				select {
 				case due <- next:
 				default: // every caller busy and the buffer full: counted as an error

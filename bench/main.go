@@ -230,7 +230,7 @@ type fixture struct {
 	eng    *engine.Engine
 	stores []engine.Store
 	points []geo.Point
-	cands  [][]engine.Candidate // the 16 nearest stores of each point
+	cands  [][]engine.Candidate // the 8 nearest stores of each point, as the engine offers first
 	sales  []string
 }
 
@@ -271,7 +271,7 @@ func newFixture(ctx context.Context, o options) (*fixture, error) {
 	}
 	for range 1024 {
 		p := around(rng, 8)
-		near, err := ix.Nearest(p, 25, 16)
+		near, err := ix.Nearest(p, 25, 8)
 		if err != nil {
 			return nil, err
 		}

@@ -19,7 +19,7 @@ import (
 // ledger. Only when all of them are out of stock does the engine offer the
 // rest of the stores in reach, so the common case stays small and the rare
 // case stays exact.
-const firstCandidates = 16
+const firstCandidates = 8
 
 // Config configures an Engine. Ledger is required; the rest have defaults.
 type Config struct {

@@ -1,6 +1,7 @@
 package geo
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -147,7 +148,9 @@ func bruteNearest(items []Item, p Point, maxKm float64, k int) []string {
 			c = append(c, Candidate{ID: it.ID, DistanceKm: d})
 		}
 	}
-	sortCandidates(c)
+	slices.SortFunc(c, func(a, b Candidate) int {
+		return cmp.Or(cmp.Compare(a.DistanceKm, b.DistanceKm), cmp.Compare(a.ID, b.ID))
+	})
 	if k > 0 && len(c) > k {
 		c = c[:k]
 	}
@@ -286,9 +289,12 @@ func TestNearestMatchesBruteForce(t *testing.T) {
 					if want := bruteNearest(items, p, maxKm, k); !slices.Equal(ids(got), want) {
 						t.Fatalf("n=%d p=%v r=%v k=%d precision=%d:\n got %v\nwant %v", n, p, maxKm, k, ix.Precision(), ids(got), want)
 					}
-					for i := 1; i < len(got); i++ {
-						if got[i].DistanceKm < got[i-1].DistanceKm {
+					for i := range got {
+						if i > 0 && got[i].DistanceKm < got[i-1].DistanceKm {
 							t.Fatalf("not sorted by distance: %v", got)
+						}
+						if d := Haversine(p, got[i].Point); got[i].DistanceKm != d {
+							t.Fatalf("%s: distance %v, haversine %v", got[i].ID, got[i].DistanceKm, d)
 						}
 					}
 				}

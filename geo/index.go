@@ -24,7 +24,8 @@ type Candidate struct {
 // Index finds the items nearest a point. It is immutable after NewIndex and
 // safe for concurrent use.
 type Index struct {
-	items     []Item // grouped by cell
+	items     []Item    // grouped by cell
+	cosLat    []float64 // cos of each item's latitude, for the haversine
 	cells     map[uint64][2]int32
 	precision int
 	nLat      int // rows of cells
@@ -83,6 +84,10 @@ func NewIndex(items []Item) (*Index, error) {
 		ix.cells[k] = [2]int32{int32(i), int32(j)}
 		i = j
 	}
+	ix.cosLat = make([]float64, len(ix.items))
+	for i, it := range ix.items {
+		ix.cosLat[i] = math.Cos(rad(it.Point.Lat))
+	}
 	return ix, nil
 }
 
@@ -115,6 +120,9 @@ func (ix *Index) key(i, j int) uint64 { return uint64(i)*uint64(ix.nLon) + uint6
 // ties broken by id, at most k of them (k <= 0: all within maxKm). It
 // returns ErrInvalidPoint for an invalid p and an error for a maxKm that
 // is not positive.
+//
+// Distances are haversine distances; an item's cos(latitude) is computed
+// once at indexing, and items past maxKm are rejected before the arcsine.
 func (ix *Index) Nearest(p Point, maxKm float64, k int) ([]Candidate, error) {
 	if !p.Valid() {
 		return nil, ErrInvalidPoint
@@ -125,8 +133,9 @@ func (ix *Index) Nearest(p Point, maxKm float64, k int) ([]Candidate, error) {
 	if len(ix.items) == 0 {
 		return nil, nil
 	}
+	q := ix.query(p, maxKm)
 	i0, j0 := ix.cell(p)
-	var out []Candidate
+	var out []ranked
 	// Visiting more empty cells than there are items costs more than
 	// scanning every item, so past that budget fall back to the scan.
 	budget := 4*len(ix.items) + 64
@@ -137,10 +146,13 @@ func (ix *Index) Nearest(p Point, maxKm float64, k int) ([]Candidate, error) {
 		if !ok {
 			return
 		}
-		for _, it := range ix.items[r[0]:r[1]] {
-			if d := Haversine(p, it.Point); d <= maxKm {
-				out = append(out, Candidate{ID: it.ID, Point: it.Point, DistanceKm: d})
+		for n := r[0]; n < r[1]; n++ {
+			if h := q.h(ix, int(n)); h <= q.hMax {
+				out = append(out, ranked{n: int32(n), d: hToKm(h)})
 			}
+		}
+		if k > 0 && len(out) > 4*k {
+			out = ix.trim(out, k)
 		}
 	}
 	maxRing := max(ix.nLat, ix.nLon/2+1)
@@ -154,18 +166,73 @@ func (ix *Index) Nearest(p Point, maxKm float64, k int) ([]Candidate, error) {
 			break
 		}
 		if k > 0 && len(out) >= k {
-			sortCandidates(out)
-			out = out[:k]
-			if out[k-1].DistanceKm < bound {
+			out = ix.trim(out, k)
+			if out[k-1].d < bound {
 				break
 			}
 		}
 	}
-	sortCandidates(out)
-	if k > 0 && len(out) > k {
+	return ix.finish(out, maxKm, k), nil
+}
+
+// query is what a search computes once about its point.
+type query struct {
+	p      Point
+	cosLat float64
+	hMax   float64 // h of maxKm, with a hair of slack: finish checks exactly
+}
+
+func (ix *Index) query(p Point, maxKm float64) query {
+	s := math.Sin(math.Min(maxKm/(2*EarthRadiusKm), math.Pi/2))
+	return query{p: p, cosLat: math.Cos(rad(p.Lat)), hMax: s*s*(1+1e-9) + 1e-15}
+}
+
+// h is the haversine's inner term between the query point and item n,
+// computed exactly as Haversine computes it, so that hToKm(h) equals the
+// haversine distance bit for bit.
+func (q query) h(ix *Index, n int) float64 {
+	b := ix.items[n].Point
+	dLat := rad(b.Lat - q.p.Lat)
+	dLon := rad(b.Lon - q.p.Lon)
+	s1, s2 := math.Sin(dLat/2), math.Sin(dLon/2)
+	h := s1*s1 + q.cosLat*ix.cosLat[n]*s2*s2
+	return math.Min(h, 1)
+}
+
+func hToKm(h float64) float64 { return 2 * EarthRadiusKm * math.Asin(math.Sqrt(h)) }
+
+// ranked is an item found by a search and its distance.
+type ranked struct {
+	n int32
+	d float64
+}
+
+// trim sorts found items nearest first (ties by id) and keeps k.
+func (ix *Index) trim(out []ranked, k int) []ranked {
+	slices.SortFunc(out, func(a, b ranked) int {
+		return cmp.Or(cmp.Compare(a.d, b.d), cmp.Compare(ix.items[a.n].ID, ix.items[b.n].ID))
+	})
+	if len(out) > k {
 		out = out[:k]
 	}
-	return out, nil
+	return out
+}
+
+// finish turns found items into candidates within maxKm, nearest first.
+func (ix *Index) finish(out []ranked, maxKm float64, k int) []Candidate {
+	if k <= 0 {
+		k = len(out)
+	}
+	out = ix.trim(out, k)
+	res := make([]Candidate, 0, len(out))
+	for _, r := range out {
+		if r.d > maxKm {
+			break
+		}
+		it := ix.items[r.n]
+		res = append(res, Candidate{ID: it.ID, Point: it.Point, DistanceKm: r.d})
+	}
+	return res
 }
 
 // ring calls visit for every cell at Chebyshev distance exactly r from
@@ -232,21 +299,12 @@ func (ix *Index) ringBound(p Point, r int) float64 {
 
 // scanAll is the exact brute-force answer.
 func (ix *Index) scanAll(p Point, maxKm float64, k int) []Candidate {
-	var out []Candidate
-	for _, it := range ix.items {
-		if d := Haversine(p, it.Point); d <= maxKm {
-			out = append(out, Candidate{ID: it.ID, Point: it.Point, DistanceKm: d})
+	q := ix.query(p, maxKm)
+	var out []ranked
+	for n := range ix.items {
+		if h := q.h(ix, n); h <= q.hMax {
+			out = append(out, ranked{n: int32(n), d: hToKm(h)})
 		}
 	}
-	sortCandidates(out)
-	if k > 0 && len(out) > k {
-		out = out[:k]
-	}
-	return out
-}
-
-func sortCandidates(c []Candidate) {
-	slices.SortFunc(c, func(a, b Candidate) int {
-		return cmp.Or(cmp.Compare(a.DistanceKm, b.DistanceKm), cmp.Compare(a.ID, b.ID))
-	})
+	return ix.finish(out, maxKm, k)
 }

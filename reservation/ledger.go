@@ -271,6 +271,10 @@ func (l *Ledger) Reserve(ctx context.Context, saleID string, now time.Time, reqs
 	}
 	out := make([]engine.LedgerOutcome, len(reqs))
 	for i, row := range rows {
+		if h, ok := createdHold(saleID, now, reqs[i], row); ok {
+			out[i] = engine.LedgerOutcome{Hold: h}
+			continue
+		}
 		code, rec, err := pair(row)
 		if err != nil {
 			return nil, err
@@ -291,6 +295,29 @@ func (l *Ledger) Reserve(ctx context.Context, saleID string, now time.Time, reqs
 		}
 	}
 	return out, nil
+}
+
+// createdHold builds the hold of a {"created", record, store, distance,
+// expiry} reply row from the request and the row's fields, without
+// parsing the record.
+func createdHold(saleID string, now time.Time, r engine.LedgerReserve, v any) (engine.Hold, bool) {
+	row, ok := v.([]any)
+	if !ok || len(row) != 5 || row[0] != "created" {
+		return engine.Hold{}, false
+	}
+	store, _ := row[2].(string)
+	ds, _ := row[3].(string)
+	es, _ := row[4].(string)
+	dist, err1 := strconv.ParseFloat(ds, 64)
+	exp, err2 := strconv.ParseInt(es, 10, 64)
+	if store == "" || err1 != nil || err2 != nil {
+		return engine.Hold{}, false
+	}
+	at := time.UnixMilli(now.UnixMilli()).UTC()
+	return engine.Hold{
+		ID: r.HoldID, SaleID: saleID, StoreID: store, UserID: r.UserID, Quantity: r.Quantity, DistanceKm: dist,
+		State: engine.HoldHeld, CreatedAt: at, ExpiresAt: time.UnixMilli(exp).UTC(), UpdatedAt: at,
+	}, true
 }
 
 // pair reads a {code, record} reply row.

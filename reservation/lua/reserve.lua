@@ -11,7 +11,8 @@
 --   store id and distance in km (nearest first)
 -- Returns one {outcome, hold record JSON or ''} per request; outcome is
 -- created, replay, not_started, ended, limit_reached, sold_out,
--- no_store_stock or unknown_sale.
+-- no_store_stock or unknown_sale. A created row also carries the store,
+-- the distance and the expiry, so the caller need not parse the record.
 local now = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
 local out = {}
@@ -87,8 +88,11 @@ for r = 1, n do
         bought[user] = had + qty
         local exp = now + ttl
         local ts = tostring(now)
-        local rec = cjson.encode({id = hid, user = user, store = store, qty = qty,
-          dist = dist, state = 'held', created = ts, expires = tostring(exp), updated = ts})
+        -- Ids are validated to letters, digits and "_.:@+-": nothing to
+        -- escape, and string.format is cheaper than cjson for this shape.
+        local rec = string.format(
+          '{"id":"%s","user":"%s","store":"%s","qty":%d,"dist":"%s","state":"held","created":"%s","expires":"%d","updated":"%s"}',
+          hid, user, store, qty, dist, ts, exp, ts)
         made[rk], recs[hid] = hid, rec
         local h = #holdArgs
         holdArgs[h + 1], holdArgs[h + 2], holdArgs[h + 3], holdArgs[h + 4] = hid, rec, rk, hid
@@ -96,7 +100,7 @@ for r = 1, n do
         expiryArgs[e + 1], expiryArgs[e + 2] = exp, hid
         redis.call('XADD', KEYS[6], '*', 'id', hid .. ':held', 'type', 'hold.created',
           'at', ts, 'hold', rec)
-        out[r] = {'created', rec}
+        out[r] = {'created', rec, store, dist, tostring(exp)}
       end
     end
   end
