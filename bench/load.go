@@ -33,95 +33,112 @@ type op func(ctx context.Context, worker int, seq int64) error
 // seq numbers every request of the program.
 var seq atomic.Int64
 
-// closedLoop runs op from workers callers as fast as they can for d: the
-// peak throughput. Latency is each call's own duration.
-func closedLoop(ctx context.Context, workers int, d time.Duration, fn op) result {
-	var errs atomic.Int64
-	var firstErr atomic.Value
-	lats := make([][]time.Duration, workers)
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			l := make([]time.Duration, 0, 1<<14)
-			for ctx.Err() == nil {
-				t := time.Now()
-				if err := fn(ctx, w, seq.Add(1)); err != nil {
-					if ctx.Err() != nil {
-						break
-					}
-					errs.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-				}
-				l = append(l, time.Since(t))
-			}
-			lats[w] = l
-		})
-	}
-	wg.Wait()
-	return collect(lats, time.Since(start), errs.Load(), firstErr)
+// warmup is run before every measurement and not counted: goroutines,
+// connections and buffers are set up, and the runtime has settled.
+const warmup = 300 * time.Millisecond
+
+// recorder collects the latencies and errors of one run from many callers.
+type recorder struct {
+	lats     [][]time.Duration
+	errs     atomic.Int64
+	firstErr atomic.Value
 }
 
-// openLoop offers op at a fixed rate for d, from up to workers callers at
-// once. Latency counts from when each call was due, so a stalled system
-// shows its queueing (no coordinated omission).
-func openLoop(ctx context.Context, workers int, rate float64, d time.Duration, fn op) result {
-	var errs atomic.Int64
-	var firstErr atomic.Value
-	due := make(chan time.Time, workers*64)
-	lats := make([][]time.Duration, workers)
-	start := time.Now()
-	go func() {
-		// Wake every half millisecond and hand out every request that has
-		// come due, stamped with when it was due: the pacer never spins.
-		defer close(due)
-		interval := time.Duration(float64(time.Second) / rate)
-		next := start
-		for next.Sub(start) < d {
-			time.Sleep(500 * time.Microsecond)
-			now := time.Now()
-			for !next.After(now) && next.Sub(start) < d {
-				select {
-				case due <- next:
-				default: // every caller busy and the buffer full: counted as an error
-					errs.Add(1)
-				}
-				next = next.Add(interval)
-			}
-		}
-	}()
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			l := make([]time.Duration, 0, 1<<14)
-			for t := range due {
-				if err := fn(ctx, w, seq.Add(1)); err != nil {
-					errs.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-				}
-				l = append(l, time.Since(t))
-			}
-			lats[w] = l
-		})
+func newRecorder(workers int) *recorder {
+	r := &recorder{lats: make([][]time.Duration, workers)}
+	for w := range r.lats {
+		r.lats[w] = make([]time.Duration, 0, 1<<12)
 	}
-	wg.Wait()
-	return collect(lats, time.Since(start), errs.Load(), firstErr)
+	return r
 }
 
-func collect(lats [][]time.Duration, elapsed time.Duration, errs int64, firstErr atomic.Value) result {
+func (r *recorder) record(w int, lat time.Duration, err error) {
+	if err != nil {
+		r.errs.Add(1)
+		r.firstErr.CompareAndSwap(nil, err)
+	}
+	r.lats[w] = append(r.lats[w], lat)
+}
+
+func (r *recorder) result(elapsed time.Duration) result {
 	var all []time.Duration
-	for _, l := range lats {
+	for _, l := range r.lats {
 		all = append(all, l...)
 	}
 	slices.Sort(all)
-	r := result{ops: int64(len(all)) - errs, errs: errs, elapsed: elapsed, lat: all}
-	if r.ops < 0 {
-		r.ops = 0
+	res := result{errs: r.errs.Load(), elapsed: elapsed, lat: all}
+	res.ops = max(0, int64(len(all))-res.errs)
+	if e, ok := r.firstErr.Load().(error); ok {
+		res.firstErr = e
 	}
-	if e, ok := firstErr.Load().(error); ok {
-		r.firstErr = e
+	return res
+}
+
+// closedLoop runs op from workers callers as fast as they can for d, after
+// a warm-up: the peak throughput. Latency is each call's own duration.
+func closedLoop(ctx context.Context, workers int, d time.Duration, fn op) result {
+	rec := newRecorder(workers)
+	begin := time.Now()
+	measureFrom := begin.Add(warmup)
+	ctx, cancel := context.WithDeadline(ctx, measureFrom.Add(d))
+	defer cancel()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				t := time.Now()
+				err := fn(ctx, w, seq.Add(1))
+				if ctx.Err() != nil {
+					break // cut off by the end of the run: not a result
+				}
+				if t.After(measureFrom) {
+					rec.record(w, time.Since(t), err)
+				}
+			}
+		})
 	}
-	return r
+	wg.Wait()
+	return rec.result(d)
+}
+
+// openLoop offers op at a fixed rate for d, after a warm-up at the same
+// rate, from up to workers callers at once. Latency counts from when each
+// call was due, so a stalled system shows its queueing (no coordinated
+// omission); a call that finds every caller busy and the queue full counts
+// as an error.
+func openLoop(ctx context.Context, workers int, rate float64, d time.Duration, fn op) result {
+	rec := newRecorder(workers)
+	due := make(chan time.Time, workers*64)
+	begin := time.Now()
+	measureFrom, end := begin.Add(warmup), begin.Add(warmup+d)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for t := range due {
+				err := fn(ctx, w, seq.Add(1))
+				if !t.Before(measureFrom) {
+					rec.record(w, time.Since(t), err)
+				}
+			}
+		})
+	}
+	// Wake every half millisecond and hand out every request that has come
+	// due, stamped with when it was due: the pacer never spins.
+	interval := time.Duration(float64(time.Second) / rate)
+	for next := begin; next.Before(end); {
+		time.Sleep(500 * time.Microsecond)
+		now := time.Now()
+		for ; !next.After(now) && next.Before(end); next = next.Add(interval) {
+			select {
+			case due <- next:
+			default:
+				if !next.Before(measureFrom) {
+					rec.errs.Add(1)
+				}
+			}
+		}
+	}
+	close(due)
+	wg.Wait()
+	return rec.result(d)
 }

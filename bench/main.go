@@ -51,7 +51,7 @@ func main() {
 	flag.StringVar(&o.databaseURL, "database-url", envOr("BENCH_DATABASE_URL", "postgres://127.0.0.1:5432/flashsale_bench?sslmode=disable"), "PostgreSQL for the row-lock baseline; the database is created if missing ($BENCH_DATABASE_URL)")
 	flag.IntVar(&o.workers, "workers", 64, "concurrent callers (and HTTP connections) in every scenario")
 	flag.DurationVar(&o.duration, "duration", 3*time.Second, "length of each measurement")
-	flag.StringVar(&o.only, "only", "a,b,c,d", "scenarios to run")
+	flag.StringVar(&o.only, "only", "a,b,c,d", "scenarios to run: a, b (b1 hot sale, b100 100 sales), c, d")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run here")
 	flag.IntVar(&o.coalesce.MaxBatch, "coalesce-max-batch", 256, "coalescer: most reservations per script call")
 	flag.DurationVar(&o.coalesce.MaxWait, "coalesce-max-wait", 0, "coalescer: how long a batch that is not full waits")
@@ -125,12 +125,14 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		}
 		measure("(a) raw Redis: 1 reserve script per request", "", f.rawReserve(sale[0]))
 	}
-	if want("b") {
+	if want("b") || want("b1") {
 		sale, err := f.newSale(ctx, 1)
 		if err != nil {
 			return err
 		}
 		measure("(b) engine Reserve, coalesced, 1 hot sale", "", f.engineReserve(sale))
+	}
+	if want("b") || want("b100") {
 		sales, err := f.newSale(ctx, 100)
 		if err != nil {
 			return err

@@ -169,3 +169,33 @@ func TestReserveValidation(t *testing.T) {
 		t.Fatalf("before start: %v", err)
 	}
 }
+
+func TestValidIDs(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("a", 129)
+	tests := []struct {
+		s          string
+		id, userID bool
+	}{
+		{"store-7_b", true, true},
+		{"alice@example.com", false, true},
+		{"u:1+2.x", false, true},
+		{"", false, false},
+		{"a b", false, false},
+		{"ü", false, false},
+		{"a/b", false, false},
+		{"a\x00", false, false},
+		{long[:64], true, true},
+		{long[:65], false, true},
+		{long[:128], false, true},
+		{long, false, false},
+	}
+	for _, tt := range tests {
+		if got := ValidID(tt.s); got != tt.id {
+			t.Errorf("ValidID(%q) = %v, want %v", tt.s, got, tt.id)
+		}
+		if got := ValidUserID(tt.s); got != tt.userID {
+			t.Errorf("ValidUserID(%q) = %v, want %v", tt.s, got, tt.userID)
+		}
+	}
+}

@@ -210,7 +210,10 @@ type ranked struct {
 // trim sorts found items nearest first (ties by id) and keeps k.
 func (ix *Index) trim(out []ranked, k int) []ranked {
 	slices.SortFunc(out, func(a, b ranked) int {
-		return cmp.Or(cmp.Compare(a.d, b.d), cmp.Compare(ix.items[a.n].ID, ix.items[b.n].ID))
+		if c := cmp.Compare(a.d, b.d); c != 0 {
+			return c // ids are compared only on a tie
+		}
+		return cmp.Compare(ix.items[a.n].ID, ix.items[b.n].ID)
 	})
 	if len(out) > k {
 		out = out[:k]

@@ -249,17 +249,20 @@ var reserveErrors = map[string]error{
 
 // Reserve runs a batch of reservations of one sale in one script call.
 func (l *Ledger) Reserve(ctx context.Context, saleID string, now time.Time, reqs []engine.LedgerReserve) ([]engine.LedgerOutcome, error) {
-	n := 2
-	for _, r := range reqs {
-		n += 5 + 2*len(r.Candidates)
-	}
-	args := make([]any, 0, n)
+	args := make([]any, 0, 2+5*len(reqs))
 	args = append(args, now.UnixMilli(), len(reqs))
+	var buf []byte
 	for _, r := range reqs {
-		args = append(args, r.HoldID, r.UserID, r.Key, r.Quantity, len(r.Candidates))
-		for _, c := range r.Candidates {
-			args = append(args, c.StoreID, strconv.FormatFloat(c.DistanceKm, 'f', 3, 64))
+		buf = buf[:0]
+		for i, c := range r.Candidates {
+			if i > 0 {
+				buf = append(buf, ' ')
+			}
+			buf = append(buf, c.StoreID...)
+			buf = append(buf, ' ')
+			buf = strconv.AppendFloat(buf, c.DistanceKm, 'f', 3, 64)
 		}
+		args = append(args, r.HoldID, r.UserID, r.Key, r.Quantity, string(buf))
 	}
 	v, err := l.run(ctx, l.reserve, keys(saleID), args...)
 	if err != nil {
@@ -271,25 +274,24 @@ func (l *Ledger) Reserve(ctx context.Context, saleID string, now time.Time, reqs
 	}
 	out := make([]engine.LedgerOutcome, len(reqs))
 	for i, row := range rows {
-		if h, ok := createdHold(saleID, now, reqs[i], row); ok {
-			out[i] = engine.LedgerOutcome{Hold: h}
-			continue
-		}
-		code, rec, err := pair(row)
-		if err != nil {
-			return nil, err
-		}
-		switch code {
-		case "created", "replay":
-			h, err := decodeHold(saleID, rec)
+		s, _ := row.(string)
+		switch {
+		case strings.HasPrefix(s, "c "):
+			h, err := createdHold(saleID, now, reqs[i], s)
 			if err != nil {
 				return nil, err
 			}
-			out[i] = engine.LedgerOutcome{Hold: h, Replayed: code == "replay"}
+			out[i] = engine.LedgerOutcome{Hold: h}
+		case strings.HasPrefix(s, "r{"):
+			h, err := decodeHold(saleID, s[1:])
+			if err != nil {
+				return nil, err
+			}
+			out[i] = engine.LedgerOutcome{Hold: h, Replayed: true}
 		default:
-			e, ok := reserveErrors[code]
+			e, ok := reserveErrors[s]
 			if !ok {
-				return nil, fmt.Errorf("%w: reserve script answered %q", engine.ErrUnavailable, code)
+				return nil, fmt.Errorf("%w: reserve script answered %q", engine.ErrUnavailable, s)
 			}
 			out[i].Err = e
 		}
@@ -297,27 +299,21 @@ func (l *Ledger) Reserve(ctx context.Context, saleID string, now time.Time, reqs
 	return out, nil
 }
 
-// createdHold builds the hold of a {"created", record, store, distance,
-// expiry} reply row from the request and the row's fields, without
-// parsing the record.
-func createdHold(saleID string, now time.Time, r engine.LedgerReserve, v any) (engine.Hold, bool) {
-	row, ok := v.([]any)
-	if !ok || len(row) != 5 || row[0] != "created" {
-		return engine.Hold{}, false
-	}
-	store, _ := row[2].(string)
-	ds, _ := row[3].(string)
-	es, _ := row[4].(string)
+// createdHold builds the hold of a "c <store> <km> <expires_ms>" reply from
+// the request and the reply's fields.
+func createdHold(saleID string, now time.Time, r engine.LedgerReserve, s string) (engine.Hold, error) {
+	store, rest, _ := strings.Cut(s[2:], " ")
+	ds, es, _ := strings.Cut(rest, " ")
 	dist, err1 := strconv.ParseFloat(ds, 64)
 	exp, err2 := strconv.ParseInt(es, 10, 64)
 	if store == "" || err1 != nil || err2 != nil {
-		return engine.Hold{}, false
+		return engine.Hold{}, fmt.Errorf("%w: reserve script answered %q", engine.ErrUnavailable, s)
 	}
 	at := time.UnixMilli(now.UnixMilli()).UTC()
 	return engine.Hold{
 		ID: r.HoldID, SaleID: saleID, StoreID: store, UserID: r.UserID, Quantity: r.Quantity, DistanceKm: dist,
 		State: engine.HoldHeld, CreatedAt: at, ExpiresAt: time.UnixMilli(exp).UTC(), UpdatedAt: at,
-	}, true
+	}, nil
 }
 
 // pair reads a {code, record} reply row.

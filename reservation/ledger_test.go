@@ -669,4 +669,12 @@ func TestBatchSeesEarlierRequests(t *testing.T) {
 	if n, err := f.rdb.ZCard(f.ctx, "{s:"+sale.ID+"}:expiry").Result(); err != nil || n != 3 {
 		t.Fatalf("%d expiries (%v), want 3", n, err)
 	}
+	// After the end, a batch still answers replays and creates nothing.
+	late, err := f.ledger.Reserve(f.ctx, sale.ID, sale.EndsAt, []engine.LedgerReserve{req("h11", "u5", "k1"), req("h12", "u3", "k1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(late[0].Err, engine.ErrEnded) || !late[1].Replayed || late[1].Hold.ID != sale.ID+".h4" || late[1].Hold.StoreID != stores[1].ID {
+		t.Fatalf("after the end: %+v", late)
+	}
 }

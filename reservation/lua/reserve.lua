@@ -1,27 +1,59 @@
 -- reserve.lua: takes holds for a batch of reservation requests of one sale,
 -- in order, atomically. A batch of one is a plain reservation; the engine's
 -- coalescer sends bigger ones, and the work shared by a batch is done once:
--- the sale is read once, counters are read when first needed and written
--- back once, and hold records, idempotency entries and expiries are written
--- with one command each. Each request still sees every earlier one.
+-- the sale is read once, the idempotency entries and the shoppers' counts
+-- of the whole batch are read with one command each, counters are read
+-- when first needed and written back once, and hold records, idempotency
+-- entries and expiries are written with one command each. Each request
+-- still sees every earlier one.
 -- KEYS[1] meta  KEYS[2] stock  KEYS[3] buyers  KEYS[4] holds
 -- KEYS[5] expiry  KEYS[6] outbox
--- ARGV[1] now_ms  ARGV[2] n requests, then for each request:
---   hold_id, user, idempotency key, quantity, c candidates, then c pairs of
---   store id and distance in km (nearest first)
--- Returns one {outcome, hold record JSON or ''} per request; outcome is
--- created, replay, not_started, ended, limit_reached, sold_out,
--- no_store_stock or unknown_sale. A created row also carries the store,
--- the distance and the expiry, so the caller need not parse the record.
+-- ARGV[1] now_ms  ARGV[2] n requests, then five per request:
+--   hold_id, user, idempotency key, quantity, and the candidate stores as
+--   one string "store km store km ..." (nearest first; ids hold no spaces)
+-- Returns one string per request:
+--   "c <store> <km> <expires_ms>"  created
+--   "r<hold record JSON>"          replay of an earlier request's hold
+--   not_started, ended, limit_reached, sold_out, no_store_stock or
+--   unknown_sale
 local now = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
 local out = {}
 local m = redis.call('HMGET', KEYS[1], 'start', 'end', 'limit', 'ttl')
 if not m[1] then
-  for r = 1, n do out[r] = {'unknown_sale', ''} end
+  for r = 1, n do out[r] = 'unknown_sale' end
   return out
 end
 local start, stop, limit, ttl = tonumber(m[1]), tonumber(m[2]), tonumber(m[3]), tonumber(m[4])
+if now < start or now >= stop then
+  -- Outside the window nothing is created, but a replay still answers its
+  -- hold (a shopper retrying after the end gets what they got).
+  local code = now < start and 'not_started' or 'ended'
+  for r = 1, n do
+    local user, key = ARGV[4 + 5 * (r - 1)], ARGV[5 + 5 * (r - 1)]
+    local prev = redis.call('HGET', KEYS[4], 'r:' .. #user .. ':' .. user .. ':' .. key)
+    out[r] = prev and ('r' .. redis.call('HGET', KEYS[4], prev)) or code
+  end
+  return out
+end
+
+-- Read a hash's fields in slices, well below Lua's limit on unpacked values.
+local function hmget(key, fields)
+  local vals = {}
+  for s = 1, #fields, 4000 do
+    local part = redis.call('HMGET', key, unpack(fields, s, math.min(s + 3999, #fields)))
+    for j = 1, #part do vals[s + j - 1] = part[j] end
+  end
+  return vals
+end
+-- The user's length keeps (user, key) pairs from colliding.
+local rks, users = {}, {}
+for r = 1, n do
+  local user = ARGV[4 + 5 * (r - 1)]
+  users[r] = user
+  rks[r] = 'r:' .. #user .. ':' .. user .. ':' .. ARGV[5 + 5 * (r - 1)]
+end
+local prevs, had = hmget(KEYS[4], rks), hmget(KEYS[3], users)
 
 -- Counters of the stock hash, read once and written back at the end.
 local stock, changed = {}, {}
@@ -38,56 +70,51 @@ local function add(f, d)
   if not changed[f] then changed[f] = true; changed[#changed + 1] = f end
   stock[f] = v
 end
--- Units each shopper holds, likewise.
+-- Units each shopper holds, from the batch's earlier requests or Redis.
 local bought, buyersChanged = {}, {}
 -- What this batch created, so that a replay inside the batch finds it.
 local made, recs = {}, {}
 local holdArgs, expiryArgs = {}, {}
+local ts = tostring(now)
+local exp = now + ttl
 
-local i = 3
 for r = 1, n do
-  local hid, user, key = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local qty, nc = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
-  local c0 = i + 5
-  i = c0 + 2 * nc
-  -- The user's length keeps (user, key) pairs from colliding.
-  local rk = 'r:' .. #user .. ':' .. user .. ':' .. key
-  local prev = made[rk] or redis.call('HGET', KEYS[4], rk)
+  local a = 3 + 5 * (r - 1)
+  local hid, user, qty, cands = ARGV[a], users[r], tonumber(ARGV[a + 3]), ARGV[a + 4]
+  local rk = rks[r]
+  local prev = made[rk] or prevs[r]
   if prev then
-    out[r] = {'replay', recs[prev] or redis.call('HGET', KEYS[4], prev)}
-  elseif now < start then
-    out[r] = {'not_started', ''}
-  elseif now >= stop then
-    out[r] = {'ended', ''}
+    out[r] = 'r' .. (recs[prev] or redis.call('HGET', KEYS[4], prev))
   else
-    local had = bought[user]
-    if had == nil then
-      had = tonumber(redis.call('HGET', KEYS[3], user) or '0')
-      bought[user] = had
+    local held = bought[user]
+    if held == nil then
+      held = tonumber(had[r] or '0')
     end
-    if had + qty > limit then
-      out[r] = {'limit_reached', ''}
+    if held + qty > limit then
+      out[r] = 'limit_reached'
     elseif get('g') < qty then
-      out[r] = {'sold_out', ''}
+      out[r] = 'sold_out'
     else
       local store, dist
-      for c = c0, i - 1, 2 do
-        if get('r:' .. ARGV[c]) >= qty then
-          store, dist = ARGV[c], ARGV[c + 1]
+      local p = 1
+      while true do
+        local _, e, s, d = string.find(cands, '^(%S+) (%S+) ?', p)
+        if not e then break end
+        if get('r:' .. s) >= qty then
+          store, dist = s, d
           break
         end
+        p = e + 1
       end
       if not store then
-        out[r] = {'no_store_stock', ''}
+        out[r] = 'no_store_stock'
       else
         add('g', -qty)
         add('gh', qty)
         add('r:' .. store, -qty)
         add('h:' .. store, qty)
         if not buyersChanged[user] then buyersChanged[user] = true; buyersChanged[#buyersChanged + 1] = user end
-        bought[user] = had + qty
-        local exp = now + ttl
-        local ts = tostring(now)
+        bought[user] = held + qty
         -- Ids are validated to letters, digits and "_.:@+-": nothing to
         -- escape, and string.format is cheaper than cjson for this shape.
         local rec = string.format(
@@ -96,11 +123,11 @@ for r = 1, n do
         made[rk], recs[hid] = hid, rec
         local h = #holdArgs
         holdArgs[h + 1], holdArgs[h + 2], holdArgs[h + 3], holdArgs[h + 4] = hid, rec, rk, hid
-        local e = #expiryArgs
-        expiryArgs[e + 1], expiryArgs[e + 2] = exp, hid
+        local x = #expiryArgs
+        expiryArgs[x + 1], expiryArgs[x + 2] = exp, hid
         redis.call('XADD', KEYS[6], '*', 'id', hid .. ':held', 'type', 'hold.created',
           'at', ts, 'hold', rec)
-        out[r] = {'created', rec, store, dist, tostring(exp)}
+        out[r] = 'c ' .. store .. ' ' .. dist .. ' ' .. exp
       end
     end
   end
