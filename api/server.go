@@ -520,7 +520,7 @@ func (s *Server) reserve(c context.Context, ctx *fasthttp.RequestCtx, seg []stri
 	if res.Replayed {
 		status = fasthttp.StatusOK
 	}
-	writeJSON(ctx, status, holdView{Hold: res.Hold, StoreName: res.StoreName})
+	writeHold(ctx, status, holdView{Hold: res.Hold, StoreName: res.StoreName})
 	return nil
 }
 
@@ -550,7 +550,7 @@ func (s *Server) getHold(c context.Context, ctx *fasthttp.RequestCtx, seg []stri
 	if err != nil {
 		return err
 	}
-	writeJSON(ctx, fasthttp.StatusOK, holdView{Hold: h})
+	writeHold(ctx, fasthttp.StatusOK, holdView{Hold: h})
 	return nil
 }
 
@@ -589,7 +589,7 @@ func (s *Server) confirm(c context.Context, ctx *fasthttp.RequestCtx, seg []stri
 	if err != nil {
 		return err
 	}
-	writeJSON(ctx, fasthttp.StatusOK, holdView{Hold: h})
+	writeHold(ctx, fasthttp.StatusOK, holdView{Hold: h})
 	return nil
 }
 
@@ -602,7 +602,7 @@ func (s *Server) cancel(c context.Context, ctx *fasthttp.RequestCtx, seg []strin
 	if err != nil {
 		return err
 	}
-	writeJSON(ctx, fasthttp.StatusOK, holdView{Hold: h})
+	writeHold(ctx, fasthttp.StatusOK, holdView{Hold: h})
 	return nil
 }
 
@@ -661,7 +661,7 @@ func (s *Server) orderPickedUp(c context.Context, ctx *fasthttp.RequestCtx, seg 
 	if err != nil {
 		return err
 	}
-	writeJSON(ctx, fasthttp.StatusOK, holdView{Hold: h})
+	writeHold(ctx, fasthttp.StatusOK, holdView{Hold: h})
 	return nil
 }
 

@@ -135,7 +135,9 @@ func (ix *Index) Nearest(p Point, maxKm float64, k int) ([]Candidate, error) {
 	}
 	q := ix.query(p, maxKm)
 	i0, j0 := ix.cell(p)
-	var out []ranked
+	// Room for what a search keeps before it trims (4k), so that it rarely
+	// grows: this runs on every reservation.
+	out := make([]ranked, 0, min(len(ix.items), 4*max(k, 8)+32))
 	// Visiting more empty cells than there are items costs more than
 	// scanning every item, so past that budget fall back to the scan.
 	budget := 4*len(ix.items) + 64
