@@ -112,7 +112,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		before := ms.Mallocs
 		peak := closedLoop(ctx, o.workers, o.duration, fn)
 		runtime.ReadMemStats(&ms)
-		at80 := openLoop(ctx, 4*o.workers, 0.8*peak.rate(), o.duration, fn)
+		at80 := openLoop(ctx, o.workers, 0.8*peak.rate(), o.duration, fn)
 		rows = append(rows, row{name: name, peak: peak, at80: at80, note: note,
 			allocsPerOp: float64(ms.Mallocs-before) / math.Max(1, float64(peak.ops+peak.errs))})
 	}

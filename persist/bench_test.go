@@ -52,7 +52,9 @@ func BenchmarkOrdersConsumer(b *testing.B) {
 	start := time.Now()
 	cctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { persist.Consume(cctx, persist.ConsumerConfig{KafkaConfig: kcfg, Group: "orders"}, db.ApplyEvents) })
+	wg.Go(func() {
+		persist.Consume(cctx, persist.ConsumerConfig{KafkaConfig: kcfg, Group: "orders"}, db.ApplyEvents)
+	})
 	for {
 		lag, err := persist.GroupLag(ctx, kcfg, "orders")
 		if err == nil && lag == 0 {

@@ -44,6 +44,7 @@ Commands:
   audit        check a sale's invariants across Redis and PostgreSQL (-sale ID)
   seed         seed the demo stores and sale into Redis, print them, and exit
   store-token  print the bearer token and webhook secret of a store (-store ID)
+  loadtest     attack a deployment over HTTP with a flash sale (vegeta) and audit it
   help         show this help
 
 Without KAFKA_BROKERS, all and demo start an in-process Kafka-protocol broker.
@@ -80,6 +81,8 @@ type Main struct {
 	AuditWait time.Duration
 	// Clock is the engine's clock; the wall clock by default.
 	Clock engine.Clock
+	// lt holds the arguments of loadtest.
+	lt loadtestArgs
 
 	Stdout, Stderr io.Writer
 	Logger         *slog.Logger
@@ -130,6 +133,8 @@ func (m *Main) ParseFlags(args []string) error {
 		fmt.Fprint(m.Stdout, usage)
 		return flag.ErrHelp
 	case "seed", "store-token", "migrate", "audit":
+	case "loadtest":
+		return m.parseLoadtest(args[1:])
 	default:
 		if _, ok := commandParts[m.Command]; !ok {
 			fmt.Fprint(m.Stderr, usage)
@@ -192,6 +197,8 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Logger = slog.New(slog.NewTextHandler(m.Stderr, nil))
 	}
 	switch m.Command {
+	case "loadtest":
+		return m.runLoadtest(ctx)
 	case "store-token":
 		fmt.Fprintf(m.Stdout, "token: %s\nwebhook secret: %s\n",
 			engine.StoreToken(m.Config.AdminToken, m.StoreID), engine.WebhookSecret(m.Config.AdminToken, m.StoreID))

@@ -1,0 +1,112 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+const earthRadiusKm = 6371.0088
+
+// haversineKm is the great-circle distance between a and b.
+func haversineKm(a, b Point) float64 {
+	la1, la2 := a.Lat*math.Pi/180, b.Lat*math.Pi/180
+	dLat, dLon := la2-la1, (b.Lon-a.Lon)*math.Pi/180
+	h := math.Sin(dLat/2)*math.Sin(dLat/2) + math.Cos(la1)*math.Cos(la2)*math.Sin(dLon/2)*math.Sin(dLon/2)
+	return 2 * earthRadiusKm * math.Asin(math.Min(1, math.Sqrt(h)))
+}
+
+// randomPoint returns a point uniformly distributed within radiusKm of c,
+// rounded to 5 decimals (about a metre).
+func randomPoint(rng *rand.Rand, c Point, radiusKm float64) Point {
+	d := radiusKm * math.Sqrt(rng.Float64()) / earthRadiusKm // angular distance
+	bearing := 2 * math.Pi * rng.Float64()
+	la1, lo1 := c.Lat*math.Pi/180, c.Lon*math.Pi/180
+	la2 := math.Asin(math.Sin(la1)*math.Cos(d) + math.Cos(la1)*math.Sin(d)*math.Cos(bearing))
+	lo2 := lo1 + math.Atan2(math.Sin(bearing)*math.Sin(d)*math.Cos(la1), math.Cos(d)-math.Sin(la1)*math.Sin(la2))
+	lon := math.Mod(lo2*180/math.Pi+540, 360) - 180
+	return Point{Lat: round5(la2 * 180 / math.Pi), Lon: round5(lon)}
+}
+
+func round5(x float64) float64 { return math.Round(x*1e5) / 1e5 }
+
+// recentShoppers is how many of the latest shoppers a retry picks from:
+// clients retry soon after their first try.
+const recentShoppers = 1000
+
+// shopper is one first-time request, kept so that it can be retried
+// exactly.
+type shopper struct {
+	key  string
+	body []byte
+}
+
+// targeter makes the attack's reservation requests: each a new shopper at
+// a random point around a random store, or, with probability retryShare, an
+// exact repeat of one of the latest shoppers' requests. It is safe for
+// concurrent use, as vegeta requires.
+type targeter struct {
+	url        string
+	stores     []Point
+	radiusKm   float64
+	retryShare float64
+	prefix     string // of user ids and keys, unique to the run
+
+	mu      sync.Mutex
+	rng     *rand.Rand
+	n       int       // shoppers so far
+	recent  []shopper // ring of the latest shoppers
+	retries int
+}
+
+func newTargeter(url string, stores []Point, radiusKm, retryShare float64, prefix string, seed uint64) *targeter {
+	return &targeter{url: url, stores: stores, radiusKm: radiusKm, retryShare: retryShare, prefix: prefix,
+		rng: rand.New(rand.NewPCG(seed, 2))}
+}
+
+// target is the vegeta.Targeter.
+func (g *targeter) target(t *vegeta.Target) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var s shopper
+	if len(g.recent) > 0 && g.rng.Float64() < g.retryShare {
+		s = g.recent[g.rng.IntN(len(g.recent))]
+		g.retries++
+	} else {
+		s = g.next()
+	}
+	*t = vegeta.Target{Method: http.MethodPost, URL: g.url, Body: s.body,
+		Header: http.Header{"Content-Type": {"application/json"}, "Idempotency-Key": {s.key}}}
+	return nil
+}
+
+// next makes a new shopper and remembers it for retries.
+func (g *targeter) next() shopper {
+	g.n++
+	id := strconv.Itoa(g.n)
+	p := randomPoint(g.rng, g.stores[g.rng.IntN(len(g.stores))], g.radiusKm)
+	body, _ := json.Marshal(struct {
+		UserID string  `json:"user_id"`
+		Lat    float64 `json:"lat"`
+		Lon    float64 `json:"lon"`
+	}{g.prefix + "u" + id, p.Lat, p.Lon}) // cannot fail
+	s := shopper{key: g.prefix + "k" + id, body: body}
+	if len(g.recent) < recentShoppers {
+		g.recent = append(g.recent, s)
+	} else {
+		g.recent[g.n%recentShoppers] = s
+	}
+	return s
+}
+
+// retried returns how many targets were retries.
+func (g *targeter) retried() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.retries
+}
