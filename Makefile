@@ -23,10 +23,19 @@ test: services ## run the whole test suite against real Redis and PostgreSQL
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 .PHONY: bench
-bench: services ## run the benchmarks
-	$(GO) test -run '^$$' -bench . -benchmem ./geo ./reservation ./engine
+bench: services ## side-by-side harness: raw Redis vs engine vs PostgreSQL vs HTTP, with ratios and latency
+	$(GO) run ./bench
+
+.PHONY: bench-go
+bench-go: services ## Go benchmarks: geo search, reserve handler allocations, orders consumer, burst to order
+	$(GO) test -run '^$$' -bench . -benchmem ./geo
+	$(GO) test -run '^$$' -bench ReserveHandler -benchtime 50000x ./api
 	$(GO) test -run '^$$' -bench OrdersConsumer -benchtime 20000x ./persist
 	$(GO) test -run '^$$' -bench BurstToOrder -benchtime 5000x ./cmd/flashsale
+
+.PHONY: loadtest
+loadtest: ## vegeta flash sale against a running deployment (FLASHSALE_LOADTEST_TARGET, FLASHSALE_ADMIN_TOKEN)
+	$(GO) run ./cmd/flashsale loadtest
 
 .PHONY: lint
 lint: ## gofmt and go vet

@@ -102,43 +102,36 @@ func closedLoop(ctx context.Context, workers int, d time.Duration, fn op) result
 }
 
 // openLoop offers op at a fixed rate for d, after a warm-up at the same
-// rate, from up to workers callers at once. Latency counts from when each
-// call was due, so a stalled system shows its queueing (no coordinated
-// omission); a call that finds every caller busy and the queue full counts
-// as an error.
+// rate, from workers callers. The k-th request is due at a fixed time; a
+// free caller takes the next due request and waits for its time, or sends
+// it at once when it is late. Latency counts from when each request was
+// due, so a stalled system shows its queueing (no coordinated omission).
+// There is no pacer goroutine and no hand-off: a caller only sleeps when it
+// is ahead of the schedule.
 func openLoop(ctx context.Context, workers int, rate float64, d time.Duration, fn op) result {
 	rec := newRecorder(workers)
-	due := make(chan time.Time, workers*64)
+	interval := time.Duration(float64(time.Second) / rate)
 	begin := time.Now()
 	measureFrom, end := begin.Add(warmup), begin.Add(warmup+d)
+	var slot atomic.Int64
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			for t := range due {
+			for {
+				due := begin.Add(time.Duration(slot.Add(1)-1) * interval)
+				if !due.Before(end) {
+					return
+				}
+				if wait := time.Until(due); wait > 0 {
+					time.Sleep(wait)
+				}
 				err := fn(ctx, w, seq.Add(1))
-				if !t.Before(measureFrom) {
-					rec.record(w, time.Since(t), err)
+				if !due.Before(measureFrom) {
+					rec.record(w, time.Since(due), err)
 				}
 			}
 		})
 	}
-	// Wake every half millisecond and hand out every request that has come
-	// due, stamped with when it was due: the pacer never spins.
-	interval := time.Duration(float64(time.Second) / rate)
-	for next := begin; next.Before(end); {
-		time.Sleep(500 * time.Microsecond)
-		now := time.Now()
-		for ; !next.After(now) && next.Before(end); next = next.Add(interval) {
-			select {
-			case due <- next:
-			default:
-				if !next.Before(measureFrom) {
-					rec.errs.Add(1)
-				}
-			}
-		}
-	}
-	close(due)
 	wg.Wait()
 	return rec.result(d)
 }
