@@ -51,7 +51,7 @@ func main() {
 	flag.StringVar(&o.databaseURL, "database-url", envOr("BENCH_DATABASE_URL", "postgres://127.0.0.1:5432/flashsale_bench?sslmode=disable"), "PostgreSQL for the row-lock baseline; the database is created if missing ($BENCH_DATABASE_URL)")
 	flag.IntVar(&o.workers, "workers", 64, "concurrent callers (and HTTP connections) in every scenario")
 	flag.DurationVar(&o.duration, "duration", 3*time.Second, "length of each measurement")
-	flag.StringVar(&o.only, "only", "a,b,c,d", "scenarios to run: a, b (b1 hot sale, b100 100 sales), c, d")
+	flag.StringVar(&o.only, "only", "a,b,c,d", "scenarios to run: a, b (b1 hot sale, b100 100 sales), c, d (d-noop, d-reserve)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run here")
 	flag.IntVar(&o.coalesce.MaxBatch, "coalesce-max-batch", 256, "coalescer: most reservations per script call")
 	flag.DurationVar(&o.coalesce.MaxWait, "coalesce-max-wait", 0, "coalescer: how long a batch that is not full waits")
@@ -147,23 +147,25 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		measure("(c) PostgreSQL row lock, 1 tx per request", "", fn)
 		done()
 	}
-	if want("d") {
-		sale, err := f.newSale(ctx, 1)
-		if err != nil {
-			return err
-		}
-		noop, stop1, err := f.httpNoop(o)
+	if want("d") || want("d-noop") {
+		noop, stop, err := f.httpNoop(o)
 		if err != nil {
 			return err
 		}
 		measure("(d) HTTP no-op fasthttp handler", "load generator in the same process", noop)
-		stop1()
-		rsv, stop2, err := f.httpReserve(o, sale[0])
+		stop()
+	}
+	if want("d") || want("d-reserve") {
+		sale, err := f.newSale(ctx, 1)
+		if err != nil {
+			return err
+		}
+		rsv, stop, err := f.httpReserve(o, sale[0])
 		if err != nil {
 			return err
 		}
 		measure("(d) HTTP POST /v1/sales/{id}/reservations", "load generator in the same process", rsv)
-		stop2()
+		stop()
 	}
 	report(w, rows)
 	return nil

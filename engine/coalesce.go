@@ -17,8 +17,11 @@ type CoalesceConfig struct {
 	// MaxBatch is the most reservations in one ledger call; 256 by default.
 	MaxBatch int
 	// MaxWait is how long a batch that is not full waits for company
-	// before it is sent. 0 (the default) sends at once: under load,
-	// batches fill by themselves while earlier calls are in flight.
+	// before it is sent, while the sale is busy (its previous call carried
+	// more than one reservation): a lone shopper's request is sent at
+	// once, and under load each call carries more for the same fixed cost
+	// of a script call. 0 (the default) never waits: batches then fill
+	// only while earlier calls are in flight.
 	MaxWait time.Duration
 	// QueueSize bounds the reservations waiting per sale; when it is full,
 	// Reserve fails at once with ErrOverloaded. 4096 by default.
@@ -58,6 +61,8 @@ type coalescer struct {
 	queues map[string]*saleQueue
 	depth  atomic.Int64 // reservations waiting, over every sale
 	shed   atomic.Int64 // reservations refused because a queue was full
+
+	onWait func(size int) // tests: told when a batch starts waiting for company
 }
 
 type saleQueue struct {
@@ -66,6 +71,9 @@ type saleQueue struct {
 	pending  []*queued
 	inflight int
 	more     chan struct{} // signalled when a request arrives, for MaxWait
+	// busy is whether the sale's last call carried more than one
+	// reservation: only then does a batch wait for company.
+	busy atomic.Bool
 }
 
 // queued is one reservation waiting for its batch.
@@ -153,10 +161,13 @@ func (c *coalescer) take(q *saleQueue, batch []*queued) []*queued {
 // flush sends batches of q until it is empty.
 func (c *coalescer) flush(q *saleQueue) {
 	var batch []*queued
-	reqs := make([]LedgerReserve, 0, c.cfg.MaxBatch)
+	var reqs []LedgerReserve // grows to the largest batch of this flusher
 	for {
 		batch = c.take(q, batch[:0])
-		if c.cfg.MaxWait > 0 && len(batch) < c.cfg.MaxBatch {
+		if c.cfg.MaxWait > 0 && len(batch) > 0 && len(batch) < c.cfg.MaxBatch && q.busy.Load() {
+			if c.onWait != nil {
+				c.onWait(len(batch))
+			}
 			timer := time.NewTimer(c.cfg.MaxWait)
 		wait:
 			for len(batch) < c.cfg.MaxBatch {
@@ -180,6 +191,7 @@ func (c *coalescer) flush(q *saleQueue) {
 			q.mu.Unlock()
 			continue
 		}
+		q.busy.Store(len(batch) > 1)
 		reqs = reqs[:0]
 		for _, it := range batch {
 			reqs = append(reqs, it.req)

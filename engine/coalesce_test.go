@@ -211,3 +211,53 @@ func TestCoalescerFailsTheWholeBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestCoalescerWaitsForCompanyOnlyWhenBusy sets a MaxWait far longer than
+// the test: a lone reservation must still go at once, and once a call has
+// carried more than one, a lone newcomer waits until the batch is full.
+func TestCoalescerWaitsForCompanyOnlyWhenBusy(t *testing.T) {
+	l := newGatedLedger(t)
+	e := coalescingEngine(t, l, CoalesceConfig{InFlight: 1, MaxBatch: 3, MaxWait: time.Hour})
+	waiting := make(chan int, 10)
+	e.coalescer.onWait = func(n int) { waiting <- n }
+	lone := reserveAsync(e, context.Background(), "u0")
+	if n := l.next(t); n != 1 {
+		t.Fatalf("lone call carried %d", n)
+	}
+	// Two more arrive while the first is in flight: they go together.
+	a := reserveAsync(e, context.Background(), "u1")
+	waitQueued(t, e, 1)
+	b := reserveAsync(e, context.Background(), "u2")
+	waitQueued(t, e, 2)
+	l.gate <- struct{}{}
+	if n := l.next(t); n != 2 {
+		t.Fatalf("second call carried %d, want 2", n)
+	}
+	l.gate <- struct{}{}
+	for _, done := range []chan error{lone, a, b} {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The sale is busy now: a newcomer waits for company up to MaxWait, so
+	// it goes out only with two more, as one full batch.
+	c := reserveAsync(e, context.Background(), "u3")
+	if n := <-waiting; n != 1 {
+		t.Fatalf("waiting with %d, want 1", n)
+	}
+	d, f := reserveAsync(e, context.Background(), "u4"), reserveAsync(e, context.Background(), "u5")
+	if n := l.next(t); n != 3 {
+		t.Fatalf("busy call carried %d, want 3", n)
+	}
+	l.gate <- struct{}{}
+	for _, done := range []chan error{c, d, f} {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if got := fmt.Sprint(l.batches[:2]); got != "[[u0] [u1 u2]]" || l.batches[2][0] != "u3" {
+		t.Fatalf("batches %v", l.batches)
+	}
+}
