@@ -25,6 +25,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -38,7 +39,7 @@ import (
 
 type options struct {
 	redisURL, databaseURL string
-	workers               int
+	workers, rounds       int
 	duration              time.Duration
 	only                  string
 	cpuProfile            string
@@ -50,15 +51,16 @@ func main() {
 	flag.StringVar(&o.redisURL, "redis-url", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis to measure ($REDIS_URL)")
 	flag.StringVar(&o.databaseURL, "database-url", envOr("BENCH_DATABASE_URL", "postgres://127.0.0.1:5432/flashsale_bench?sslmode=disable"), "PostgreSQL for the row-lock baseline; the database is created if missing ($BENCH_DATABASE_URL)")
 	flag.IntVar(&o.workers, "workers", 64, "concurrent callers (and HTTP connections) in every scenario")
-	flag.DurationVar(&o.duration, "duration", 3*time.Second, "length of each measurement")
+	flag.DurationVar(&o.duration, "duration", 2*time.Second, "length of each measurement")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds over every scenario; the report gives medians")
 	flag.StringVar(&o.only, "only", "a,b,c,d", "scenarios to run: a, b (b1 hot sale, b100 100 sales), c, d (d-noop, d-reserve)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run here")
 	flag.IntVar(&o.coalesce.MaxBatch, "coalesce-max-batch", 256, "coalescer: most reservations per script call")
 	flag.DurationVar(&o.coalesce.MaxWait, "coalesce-max-wait", 0, "coalescer: how long a batch that is not full waits")
 	flag.IntVar(&o.coalesce.InFlight, "coalesce-inflight", 2, "coalescer: script calls of one sale at once")
 	flag.Parse()
-	if o.workers < 1 || o.duration < 100*time.Millisecond {
-		fmt.Fprintln(os.Stderr, "bench: -workers must be positive and -duration at least 100ms")
+	if o.workers < 1 || o.rounds < 1 || o.duration < 100*time.Millisecond {
+		fmt.Fprintln(os.Stderr, "bench: -workers and -rounds must be positive and -duration at least 100ms")
 		os.Exit(2)
 	}
 	if o.cpuProfile != "" {
@@ -87,85 +89,137 @@ func envOr(k, def string) string {
 	return def
 }
 
-// row is one line of the report.
+// row is one line of the report: a scenario's median over the rounds.
 type row struct {
-	name        string
-	peak, at80  result
-	allocsPerOp float64
-	note        string
+	name       string
+	peak, at80 summary
+	allocs     float64 // heap allocations per request in the whole process
+	firstErr   error
+}
+
+// summary is the median of each figure over the rounds, and the range of
+// the rate.
+type summary struct {
+	rate, minRate, maxRate float64
+	p50, p99, p999         time.Duration
+	errs                   int64
+}
+
+func summarize(rs []result) summary {
+	med := func(f func(result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	s := summary{
+		rate:    med(result.rate),
+		minRate: math.Inf(1),
+		p50:     time.Duration(med(func(r result) float64 { return float64(r.pct(.5)) })),
+		p99:     time.Duration(med(func(r result) float64 { return float64(r.pct(.99)) })),
+		p999:    time.Duration(med(func(r result) float64 { return float64(r.pct(.999)) })),
+	}
+	for _, r := range rs {
+		s.minRate, s.maxRate = math.Min(s.minRate, r.rate()), math.Max(s.maxRate, r.rate())
+		s.errs += r.errs
+	}
+	return s
+}
+
+// scenario is one line of the comparison: setup prepares it for a round
+// and returns the request to measure and what to undo afterwards.
+type scenario struct {
+	key, name string
+	setup     func(ctx context.Context) (op, func(), error)
+}
+
+func (f *fixture) scenarios(o options) []scenario {
+	oneSale := func(mk func(sale string) op) func(ctx context.Context) (op, func(), error) {
+		return func(ctx context.Context) (op, func(), error) {
+			ids, err := f.newSale(ctx, 1)
+			if err != nil {
+				return nil, nil, err
+			}
+			return mk(ids[0]), func() {}, nil
+		}
+	}
+	return []scenario{
+		{"a", "(a) raw Redis: 1 reserve script per request", oneSale(f.rawReserve)},
+		{"b1", "(b) engine Reserve, coalesced, 1 hot sale", oneSale(func(id string) op { return f.engineReserve([]string{id}) })},
+		{"b100", "(b) engine Reserve, coalesced, 100 sales", func(ctx context.Context) (op, func(), error) {
+			ids, err := f.newSale(ctx, 100)
+			if err != nil {
+				return nil, nil, err
+			}
+			return f.engineReserve(ids), func() {}, nil
+		}},
+		{"c", "(c) PostgreSQL row lock, 1 tx per request", func(ctx context.Context) (op, func(), error) {
+			return f.postgresReserve(ctx, o)
+		}},
+		{"d-noop", "(d) HTTP no-op fasthttp handler", func(context.Context) (op, func(), error) { return f.httpNoop(o) }},
+		{"d-reserve", "(d) HTTP POST /v1/sales/{id}/reservations", func(ctx context.Context) (op, func(), error) {
+			ids, err := f.newSale(ctx, 1)
+			if err != nil {
+				return nil, nil, err
+			}
+			return f.httpReserve(o, ids[0])
+		}},
+	}
 }
 
 func run(ctx context.Context, o options, w io.Writer) error {
-	fmt.Fprintf(w, "flashsale bench: %d callers, %s per measurement, GOMAXPROCS=%d, coalescing max batch %d, max wait %s, in flight %d\n\n",
-		o.workers, o.duration, runtime.GOMAXPROCS(0), o.coalesce.MaxBatch, o.coalesce.MaxWait, o.coalesce.InFlight)
+	fmt.Fprintf(w, "flashsale bench: %d callers, %s per measurement after %s of warm-up, %d rounds (medians; peak range min-max), GOMAXPROCS=%d, coalescing max batch %d, max wait %s, in flight %d\n\n",
+		o.workers, o.duration, warmup, o.rounds, runtime.GOMAXPROCS(0), o.coalesce.MaxBatch, o.coalesce.MaxWait, o.coalesce.InFlight)
 	f, err := newFixture(ctx, o)
 	if err != nil {
 		return err
 	}
 	defer f.close()
 
-	var rows []row
-	measure := func(name, note string, fn op) {
-		fmt.Fprintf(os.Stderr, "measuring %s …\n", name)
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		before := ms.Mallocs
-		peak := closedLoop(ctx, o.workers, o.duration, fn)
-		runtime.ReadMemStats(&ms)
-		at80 := openLoop(ctx, o.workers, 0.8*peak.rate(), o.duration, fn)
-		rows = append(rows, row{name: name, peak: peak, at80: at80, note: note,
-			allocsPerOp: float64(ms.Mallocs-before) / math.Max(1, float64(peak.ops+peak.errs))})
+	want := func(s string) bool {
+		only := "," + o.only + ","
+		return strings.Contains(only, ","+s+",") || strings.Contains(only, ","+s[:1]+",")
 	}
-	want := func(s string) bool { return strings.Contains(","+o.only+",", ","+s+",") }
-
-	if want("a") {
-		sale, err := f.newSale(ctx, 1)
-		if err != nil {
-			return err
+	var todo []scenario
+	for _, sc := range f.scenarios(o) {
+		if want(sc.key) {
+			todo = append(todo, sc)
 		}
-		measure("(a) raw Redis: 1 reserve script per request", "", f.rawReserve(sale[0]))
 	}
-	if want("b") || want("b1") {
-		sale, err := f.newSale(ctx, 1)
-		if err != nil {
-			return err
+	// Rounds interleave the scenarios, so that a slow minute of a shared
+	// machine weighs on all of them alike.
+	peaks := make([][]result, len(todo))
+	at80s := make([][]result, len(todo))
+	allocs := make([]float64, len(todo))
+	for round := range o.rounds {
+		for i, sc := range todo {
+			fmt.Fprintf(os.Stderr, "round %d/%d: %s …\n", round+1, o.rounds, sc.name)
+			fn, done, err := sc.setup(ctx)
+			if err != nil {
+				return fmt.Errorf("%s: %w", sc.name, err)
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			before := ms.Mallocs
+			peak := closedLoop(ctx, o.workers, o.duration, fn)
+			runtime.ReadMemStats(&ms)
+			allocs[i] += float64(ms.Mallocs-before) / math.Max(1, float64(peak.ops+peak.errs)) / float64(o.rounds)
+			at80 := openLoop(ctx, o.workers, 0.8*peak.rate(), o.duration, fn)
+			done()
+			peaks[i], at80s[i] = append(peaks[i], peak), append(at80s[i], at80)
 		}
-		measure("(b) engine Reserve, coalesced, 1 hot sale", "", f.engineReserve(sale))
 	}
-	if want("b") || want("b100") {
-		sales, err := f.newSale(ctx, 100)
-		if err != nil {
-			return err
+	rows := make([]row, len(todo))
+	for i, sc := range todo {
+		rows[i] = row{name: sc.name, peak: summarize(peaks[i]), at80: summarize(at80s[i]), allocs: allocs[i]}
+		for _, r := range append(peaks[i], at80s[i]...) {
+			if r.firstErr != nil {
+				rows[i].firstErr = r.firstErr
+				break
+			}
 		}
-		measure("(b) engine Reserve, coalesced, 100 sales", "", f.engineReserve(sales))
-	}
-	if want("c") {
-		fn, done, err := f.postgresReserve(ctx, o)
-		if err != nil {
-			return err
-		}
-		measure("(c) PostgreSQL row lock, 1 tx per request", "", fn)
-		done()
-	}
-	if want("d") || want("d-noop") {
-		noop, stop, err := f.httpNoop(o)
-		if err != nil {
-			return err
-		}
-		measure("(d) HTTP no-op fasthttp handler", "load generator in the same process", noop)
-		stop()
-	}
-	if want("d") || want("d-reserve") {
-		sale, err := f.newSale(ctx, 1)
-		if err != nil {
-			return err
-		}
-		rsv, stop, err := f.httpReserve(o, sale[0])
-		if err != nil {
-			return err
-		}
-		measure("(d) HTTP POST /v1/sales/{id}/reservations", "load generator in the same process", rsv)
-		stop()
 	}
 	report(w, rows)
 	return nil
@@ -174,19 +228,16 @@ func run(ctx context.Context, o options, w io.Writer) error {
 func report(w io.Writer, rows []row) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
-	fmt.Fprintln(tw, "scenario\tpeak ops/s\tp50 ms\tp99 ms\tp999 ms\terrors\t80%: ops/s\tp50 ms\tp99 ms\tp999 ms\terrors\tallocs/op\t")
+	fmt.Fprintln(tw, "scenario\tpeak ops/s\t(range)\tp50 ms\tp99 ms\tp999 ms\terrors\t80%: ops/s\tp50 ms\tp99 ms\tp999 ms\terrors\tallocs/op\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t%.1f\t\n", r.name,
-			r.peak.rate(), ms(r.peak.pct(.5)), ms(r.peak.pct(.99)), ms(r.peak.pct(.999)), r.peak.errs,
-			r.at80.rate(), ms(r.at80.pct(.5)), ms(r.at80.pct(.99)), ms(r.at80.pct(.999)), r.at80.errs, r.allocsPerOp)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f-%.0f\t%s\t%s\t%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t%.1f\t\n", r.name,
+			r.peak.rate, r.peak.minRate, r.peak.maxRate, ms(r.peak.p50), ms(r.peak.p99), ms(r.peak.p999), r.peak.errs,
+			r.at80.rate, ms(r.at80.p50), ms(r.at80.p99), ms(r.at80.p999), r.at80.errs, r.allocs)
 	}
 	tw.Flush()
 	for _, r := range rows {
-		for _, res := range []result{r.peak, r.at80} {
-			if res.firstErr != nil {
-				fmt.Fprintf(w, "first error of %s: %v\n", r.name, res.firstErr)
-				break
-			}
+		if r.firstErr != nil {
+			fmt.Fprintf(w, "first error of %s: %v\n", r.name, r.firstErr)
 		}
 	}
 	find := func(prefix string) *row {
@@ -197,13 +248,13 @@ func report(w io.Writer, rows []row) {
 		}
 		return nil
 	}
-	fmt.Fprintln(w, "\nratios (target):")
+	fmt.Fprintln(w, "\nratios of median peaks (target):")
 	ratio := func(label, a, b string, target float64) {
 		ra, rb := find(a), find(b)
 		if ra == nil || rb == nil {
 			return
 		}
-		v := ra.peak.rate() / rb.peak.rate()
+		v := ra.peak.rate / rb.peak.rate
 		verdict := "met"
 		if v < target {
 			verdict = "NOT met"
@@ -216,10 +267,10 @@ func report(w io.Writer, rows []row) {
 	for _, r := range rows {
 		if strings.HasPrefix(r.name, "(b) engine Reserve, coalesced, 1 hot") || strings.HasPrefix(r.name, "(d) HTTP POST") {
 			verdict := "met"
-			if r.at80.pct(.99) > 10*time.Millisecond {
+			if r.at80.p99 > 10*time.Millisecond {
 				verdict = "NOT met"
 			}
-			fmt.Fprintf(w, "  %-52s %8.2f ms (≤ 10 ms: %s)\n", "p99 at 80% of peak, "+r.name[:3], float64(r.at80.pct(.99).Microseconds())/1000, verdict)
+			fmt.Fprintf(w, "  %-52s %8.2f ms (≤ 10 ms: %s)\n", "p99 at 80% of peak, "+r.name[:3], float64(r.at80.p99.Microseconds())/1000, verdict)
 		}
 	}
 }

@@ -17,7 +17,7 @@ func TestHarnessRuns(t *testing.T) {
 	testenv.Postgres(t)
 	o := options{
 		redisURL: testenv.RedisURL(), databaseURL: testenv.DatabaseURL(),
-		workers: 4, duration: 100 * time.Millisecond, only: "a,b,c,d",
+		workers: 4, rounds: 1, duration: 100 * time.Millisecond, only: "a,b,c,d",
 	}
 	var out strings.Builder
 	if err := run(context.Background(), o, &out); err != nil {
