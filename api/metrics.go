@@ -65,7 +65,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		outboxPending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "flashsale", Name: "outbox_pending_events",
-			Help: "Events waiting in the outboxes of active sales (relay lag).",
+			Help: "Entries waiting in the outboxes of active sales (relay lag): one per transition, or one per reserve batch of creations.",
 		}),
 		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "flashsale", Name: "consumer_events_total",

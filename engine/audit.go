@@ -12,7 +12,8 @@ type AuditReport struct {
 	Stock  Stock
 	Holds  int
 	Orders int
-	// Pending is how many events still wait in the sale's outbox.
+	// Pending is how many entries still wait in the sale's outbox (one per
+	// transition, or one per reserve batch of creations).
 	Pending int64
 	// Broken lists invariant violations that no pending event can mend.
 	Broken []string
@@ -110,7 +111,7 @@ func Audit(saleID string, stock Stock, holds []Hold, orders []Order, pending int
 
 // String renders the report for people.
 func (r AuditReport) String() string {
-	s := fmt.Sprintf("sale %s: initial %d, remaining %d, held %d, confirmed %d; %d holds, %d orders, %d events pending\n",
+	s := fmt.Sprintf("sale %s: initial %d, remaining %d, held %d, confirmed %d; %d holds, %d orders, %d outbox entries pending\n",
 		r.SaleID, r.Stock.Initial, r.Stock.Remaining, r.Stock.Held, r.Stock.Confirmed, r.Holds, r.Orders, r.Pending)
 	for _, b := range r.Broken {
 		s += "  BROKEN: " + b + "\n"

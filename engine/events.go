@@ -74,9 +74,11 @@ type OutboxEntry struct {
 // Entries are read by a named consumer and stay pending until acknowledged;
 // the pending entries of a consumer that died are handed to another.
 type Outbox interface {
-	// Read returns up to max unacknowledged entries of a sale for consumer:
-	// first its own pending ones (after a restart), then those of consumers
-	// idle for too long, then new ones.
+	// Read returns the events of up to max unacknowledged entries of a sale
+	// for consumer: first its own pending ones (after a restart), then
+	// those of consumers idle for too long, then new ones. One entry may
+	// carry several events (a batch of creations); they share its Ref and
+	// are acknowledged together.
 	Read(ctx context.Context, saleID, consumer string, max int) ([]OutboxEntry, error)
 	// Ack acknowledges entries and removes them from the outbox.
 	Ack(ctx context.Context, saleID string, entries []OutboxEntry) error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,9 +55,10 @@ func (o *Outbox) ensureGroup(ctx context.Context, key string) error {
 	return nil
 }
 
-// Read returns up to max unacknowledged entries for consumer: its own
-// pending entries first, then entries idle too long at other consumers,
-// then new ones.
+// Read returns the events of up to max unacknowledged stream entries for
+// consumer: its own pending entries first, then entries idle too long at
+// other consumers, then new ones. An entry holds one event, or every
+// creation of one reserve batch: its events share its Ref.
 func (o *Outbox) Read(ctx context.Context, saleID, consumer string, max int) ([]engine.OutboxEntry, error) {
 	key := OutboxKey(saleID)
 	if err := o.ensureGroup(ctx, key); err != nil {
@@ -113,32 +115,59 @@ func (o *Outbox) entries(saleID string, msgs []redis.XMessage, err error) ([]eng
 	}
 	out := make([]engine.OutboxEntry, 0, len(msgs))
 	for _, m := range msgs {
-		ev, err := outboxEvent(saleID, m.Values)
+		evs, err := OutboxEvents(saleID, m.Values)
 		if err != nil {
 			return nil, fmt.Errorf("outbox entry %s of sale %q: %w", m.ID, saleID, err)
 		}
-		out = append(out, engine.OutboxEntry{Ref: m.ID, Event: ev})
+		for _, ev := range evs {
+			out = append(out, engine.OutboxEntry{Ref: m.ID, Event: ev})
+		}
 	}
 	return out, nil
 }
 
-// outboxEvent turns the fields the scripts write into an engine.Event.
-func outboxEvent(saleID string, v map[string]any) (engine.Event, error) {
+// OutboxEvents turns the fields of one outbox stream entry into its
+// events: a single transition ("id", "type", "at", "hold"), or the
+// creations of one reserve batch ("type", "at", "holds": one record per
+// line), each with the id "<hold id>:held".
+func OutboxEvents(saleID string, v map[string]any) ([]engine.Event, error) {
 	str := func(k string) string { s, _ := v[k].(string); return s }
-	h, err := decodeHold(saleID, str("hold"))
-	if err != nil {
-		return engine.Event{}, err
-	}
 	ms, _ := strconv.ParseInt(str("at"), 10, 64)
-	return engine.Event{
-		Schema:     engine.EventSchema,
-		ID:         str("id"),
-		Type:       str("type"),
-		SaleID:     saleID,
-		StoreID:    h.StoreID,
-		OccurredAt: time.UnixMilli(ms).UTC(),
-		Hold:       h,
-	}, nil
+	event := func(id, rec string) (engine.Event, error) {
+		h, err := decodeHold(saleID, rec)
+		if err != nil {
+			return engine.Event{}, err
+		}
+		if id == "" {
+			id = h.ID + ":" + string(h.State)
+		}
+		return engine.Event{
+			Schema:     engine.EventSchema,
+			ID:         id,
+			Type:       str("type"),
+			SaleID:     saleID,
+			StoreID:    h.StoreID,
+			OccurredAt: time.UnixMilli(ms).UTC(),
+			Hold:       h,
+		}, nil
+	}
+	recs, batch := v["holds"].(string)
+	if !batch {
+		ev, err := event(str("id"), str("hold"))
+		if err != nil {
+			return nil, err
+		}
+		return []engine.Event{ev}, nil
+	}
+	out := make([]engine.Event, 0, strings.Count(recs, "\n")+1)
+	for rec := range strings.SplitSeq(recs, "\n") {
+		ev, err := event("", rec)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ev)
+	}
+	return out, nil
 }
 
 // Ack acknowledges entries and deletes them from the stream.
@@ -147,9 +176,11 @@ func (o *Outbox) Ack(ctx context.Context, saleID string, entries []engine.Outbox
 		return nil
 	}
 	key := OutboxKey(saleID)
-	ids := make([]string, len(entries))
+	ids := make([]string, 0, len(entries))
 	for i, e := range entries {
-		ids[i] = e.Ref
+		if i == 0 || e.Ref != entries[i-1].Ref { // a batch's events share their entry
+			ids = append(ids, e.Ref)
+		}
 	}
 	_, err := o.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.XAck(ctx, key, o.group, ids...)
@@ -162,7 +193,8 @@ func (o *Outbox) Ack(ctx context.Context, saleID string, entries []engine.Outbox
 	return nil
 }
 
-// Len returns how many events of a sale wait in its outbox.
+// Len returns how many entries of a sale wait in its outbox: one per
+// transition, or one per reserve batch for creations.
 func (o *Outbox) Len(ctx context.Context, saleID string) (int64, error) {
 	n, err := o.rdb.XLen(ctx, OutboxKey(saleID)).Result()
 	if err != nil {

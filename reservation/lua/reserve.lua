@@ -5,7 +5,9 @@
 -- of the whole batch are read with one command each, counters are read
 -- when first needed and written back once, and hold records, idempotency
 -- entries and expiries are written with one command each. Each request
--- still sees every earlier one.
+-- still sees every earlier one. The batch's creations are one outbox entry
+-- (type hold.created, field holds: the records, one per line), so that the
+-- stream costs one command per batch, not one per hold.
 -- KEYS[1] meta  KEYS[2] stock  KEYS[3] buyers  KEYS[4] holds
 -- KEYS[5] expiry  KEYS[6] outbox
 -- ARGV[1] now_ms  ARGV[2] n requests, then five per request:
@@ -74,7 +76,7 @@ end
 local bought, buyersChanged = {}, {}
 -- What this batch created, so that a replay inside the batch finds it.
 local made, recs = {}, {}
-local holdArgs, expiryArgs = {}, {}
+local holdArgs, expiryArgs, created = {}, {}, {}
 local ts = tostring(now)
 local exp = now + ttl
 
@@ -125,8 +127,7 @@ for r = 1, n do
         holdArgs[h + 1], holdArgs[h + 2], holdArgs[h + 3], holdArgs[h + 4] = hid, rec, rk, hid
         local x = #expiryArgs
         expiryArgs[x + 1], expiryArgs[x + 2] = exp, hid
-        redis.call('XADD', KEYS[6], '*', 'id', hid .. ':held', 'type', 'hold.created',
-          'at', ts, 'hold', rec)
+        created[#created + 1] = rec
         out[r] = 'c ' .. store .. ' ' .. dist .. ' ' .. exp
       end
     end
@@ -154,5 +155,6 @@ if #changed > 0 then
   write('HSET', KEYS[3], b)
   write('HSET', KEYS[4], holdArgs)
   write('ZADD', KEYS[5], expiryArgs)
+  redis.call('XADD', KEYS[6], '*', 'type', 'hold.created', 'at', ts, 'holds', table.concat(created, '\n'))
 end
 return out
