@@ -303,22 +303,30 @@ func TestNearestMatchesBruteForce(t *testing.T) {
 	}
 }
 
+// BenchmarkNearest searches a city chain (50 stores, the 8 nearest, as a
+// reservation does) and a national one (5000 stores, the 16 nearest).
 func BenchmarkNearest(b *testing.B) {
-	rng := rand.New(rand.NewPCG(5, 5))
-	items := make([]Item, 5000)
-	for i := range items {
-		items[i] = Item{ID: fmt.Sprintf("s%d", i), Point: Point{52.52 + (rng.Float64()*2-1)*0.3, 13.405 + (rng.Float64()*2-1)*0.5}}
-	}
-	ix := mustIndex(b, items)
-	pts := make([]Point, 1024)
-	for i := range pts {
-		pts[i] = Point{52.52 + (rng.Float64()*2-1)*0.2, 13.405 + (rng.Float64()*2-1)*0.3}
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		if _, err := ix.Nearest(pts[i%len(pts)], 20, 16); err != nil {
-			b.Fatal(err)
-		}
+	for _, tc := range []struct {
+		stores, k int
+		spread    float64
+	}{{50, 8, 0.1}, {5000, 16, 0.5}} {
+		b.Run(fmt.Sprintf("stores=%d/k=%d", tc.stores, tc.k), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(5, 5))
+			items := make([]Item, tc.stores)
+			for i := range items {
+				items[i] = Item{ID: fmt.Sprintf("s%d", i), Point: Point{52.52 + (rng.Float64()*2-1)*0.6*tc.spread, 13.405 + (rng.Float64()*2-1)*tc.spread}}
+			}
+			ix := mustIndex(b, items)
+			pts := make([]Point, 1024)
+			for i := range pts {
+				pts[i] = Point{52.52 + (rng.Float64()*2-1)*0.4*tc.spread, 13.405 + (rng.Float64()*2-1)*0.6*tc.spread}
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if _, err := ix.Nearest(pts[i%len(pts)], 20, tc.k); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
