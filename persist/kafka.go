@@ -161,12 +161,17 @@ func Consume(ctx context.Context, cfg ConsumerConfig, handle func(ctx context.Co
 		cfg.Logger = slog.Default()
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:           cfg.Brokers,
-		GroupID:           cfg.Group,
-		Topic:             cfg.Topic,
-		MinBytes:          1,
-		MaxBytes:          16 << 20,
-		MaxWait:           50 * time.Millisecond,
+		Brokers:  cfg.Brokers,
+		GroupID:  cfg.Group,
+		Topic:    cfg.Topic,
+		MinBytes: 1,
+		MaxBytes: 4 << 20,
+		// kafka-go gives the fetch response MaxWait to start arriving; the
+		// broker answers at once when there is data, and holds an empty
+		// fetch up to MaxWait. 50 ms was too tight: a busy broker's answer
+		// to a partition with a backlog came later than that every time,
+		// and the reader retried the same fetch forever.
+		MaxWait:           500 * time.Millisecond,
 		StartOffset:       kafka.FirstOffset,
 		ReadBackoffMin:    10 * time.Millisecond,
 		ReadBackoffMax:    200 * time.Millisecond,
