@@ -57,8 +57,23 @@ for r = 1, n do
 end
 local prevs, had = hmget(KEYS[4], rks), hmget(KEYS[3], users)
 
--- Counters of the stock hash, read once and written back at the end.
+-- Counters of the stock hash, read once and written back at the end: the
+-- global ones and those of every request's nearest store with one HMGET,
+-- any other when first needed.
 local stock, changed = {}, {}
+do
+  local fields, seen = {'g', 'gh'}, {}
+  for r = 1, n do
+    local first = string.match(ARGV[7 + 5 * (r - 1)], '^(%S+)')
+    if first and not seen[first] then
+      seen[first] = true
+      fields[#fields + 1] = 'r:' .. first
+      fields[#fields + 1] = 'h:' .. first
+    end
+  end
+  local vals = hmget(KEYS[2], fields)
+  for j = 1, #fields do stock[fields[j]] = tonumber(vals[j] or '0') end
+end
 local function get(f)
   local v = stock[f]
   if v == nil then
