@@ -242,8 +242,13 @@ func TestCoalescerWaitsForCompanyOnlyWhenBusy(t *testing.T) {
 	// The sale is busy now: a newcomer waits for company up to MaxWait, so
 	// it goes out only with two more, as one full batch.
 	c := reserveAsync(e, context.Background(), "u3")
-	if n := <-waiting; n != 1 {
-		t.Fatalf("waiting with %d, want 1", n)
+	select {
+	case n := <-waiting:
+		if n != 1 {
+			t.Fatalf("waiting with %d, want 1", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the busy sale's newcomer did not wait for company")
 	}
 	d, f := reserveAsync(e, context.Background(), "u4"), reserveAsync(e, context.Background(), "u5")
 	if n := l.next(t); n != 3 {
