@@ -123,7 +123,7 @@ func (c *Config) bind(fs *flag.FlagSet) error {
 	}
 	fs.BoolVar(&c.Coalesce, "coalesce", c.Coalesce, "gather concurrent reservations of a sale into batched script calls ($FLASHSALE_COALESCE)")
 	num(&c.CoalesceMaxBatch, "coalesce-max-batch", "FLASHSALE_COALESCE_MAX_BATCH", "most reservations in one script call")
-	dur(&c.CoalesceMaxWait, "coalesce-max-wait", "FLASHSALE_COALESCE_MAX_WAIT", "how long a batch that is not full waits for company (0: send at once)")
+	dur(&c.CoalesceMaxWait, "coalesce-max-wait", "FLASHSALE_COALESCE_MAX_WAIT", "while a sale is busy, how long a batch that is not full waits for company (0: never)")
 	num(&c.CoalesceQueue, "coalesce-queue", "FLASHSALE_COALESCE_QUEUE", "reservations that may wait per sale before 503 overloaded")
 	num(&c.CoalesceInFlight, "coalesce-inflight", "FLASHSALE_COALESCE_INFLIGHT", "script calls of one sale that may run at once")
 	return errors.Join(errs...)
