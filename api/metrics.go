@@ -26,6 +26,7 @@ type Metrics struct {
 	consumerBatch *prometheus.HistogramVec
 	webhooks      *prometheus.CounterVec
 	reserveBatch  prometheus.Histogram
+	reserveQueued prometheus.Histogram
 }
 
 // NewMetrics creates the metrics and registers them on reg.
@@ -85,9 +86,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Reservations carried by one coalesced reserve script call.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
 		}),
+		reserveQueued: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "flashsale", Name: "reserve_queue_wait_seconds",
+			Help:    "Time a reservation waited in its sale's queue before the script call carrying it was sent.",
+			Buckets: fast,
+		}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.reservations, m.scripts, m.expired, m.sweepErrors,
-		m.relayEvents, m.relayBatch, m.outboxPending, m.consumed, m.consumerBatch, m.webhooks, m.reserveBatch} {
+		m.relayEvents, m.relayBatch, m.outboxPending, m.consumed, m.consumerBatch, m.webhooks, m.reserveBatch, m.reserveQueued} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -179,6 +185,12 @@ func statusClass(code int) string {
 // engine.CoalesceConfig.OnBatch.
 func (m *Metrics) ObserveReserveBatch(size int, _ time.Duration, _ error) {
 	m.reserveBatch.Observe(float64(size))
+}
+
+// ObserveReserveQueued records how long one reservation waited for its
+// batch; it fits engine.CoalesceConfig.OnQueued.
+func (m *Metrics) ObserveReserveQueued(wait time.Duration) {
+	m.reserveQueued.Observe(wait.Seconds())
 }
 
 // RegisterCoalescer exports the coalescer's queue depth and shed count.

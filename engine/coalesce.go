@@ -34,6 +34,9 @@ type CoalesceConfig struct {
 	CallTimeout time.Duration
 	// OnBatch, when set, is told every call's size, duration and error.
 	OnBatch func(size int, d time.Duration, err error)
+	// OnQueued, when set, is told how long each reservation waited in its
+	// sale's queue before the call carrying it was sent.
+	OnQueued func(wait time.Duration)
 }
 
 func (c *CoalesceConfig) defaults() {
@@ -78,6 +81,7 @@ type saleQueue struct {
 
 // queued is one reservation waiting for its batch.
 type queued struct {
+	at   time.Time // when it was queued
 	ctx  context.Context
 	req  LedgerReserve
 	done chan LedgerOutcome // buffered: the flusher never blocks
@@ -105,7 +109,7 @@ func (c *coalescer) reserve(ctx context.Context, saleID string, r LedgerReserve)
 		return LedgerOutcome{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	q := c.queue(saleID)
-	item := &queued{ctx: ctx, req: r, done: make(chan LedgerOutcome, 1)}
+	item := &queued{at: time.Now(), ctx: ctx, req: r, done: make(chan LedgerOutcome, 1)}
 	q.mu.Lock()
 	if len(q.pending) >= c.cfg.QueueSize {
 		q.mu.Unlock()
@@ -193,8 +197,12 @@ func (c *coalescer) flush(q *saleQueue) {
 		}
 		q.busy.Store(len(batch) > 1)
 		reqs = reqs[:0]
+		sent := time.Now()
 		for _, it := range batch {
 			reqs = append(reqs, it.req)
+			if c.cfg.OnQueued != nil {
+				c.cfg.OnQueued(sent.Sub(it.at))
+			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CallTimeout)
 		start := time.Now()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -217,7 +218,9 @@ func TestCoalescerFailsTheWholeBatch(t *testing.T) {
 // carried more than one, a lone newcomer waits until the batch is full.
 func TestCoalescerWaitsForCompanyOnlyWhenBusy(t *testing.T) {
 	l := newGatedLedger(t)
-	e := coalescingEngine(t, l, CoalesceConfig{InFlight: 1, MaxBatch: 3, MaxWait: time.Hour})
+	var queued atomic.Int64
+	e := coalescingEngine(t, l, CoalesceConfig{InFlight: 1, MaxBatch: 3, MaxWait: time.Hour,
+		OnQueued: func(time.Duration) { queued.Add(1) }})
 	waiting := make(chan int, 10)
 	e.coalescer.onWait = func(n int) { waiting <- n }
 	lone := reserveAsync(e, context.Background(), "u0")
@@ -259,6 +262,9 @@ func TestCoalescerWaitsForCompanyOnlyWhenBusy(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
+	}
+	if n := queued.Load(); n != 6 {
+		t.Fatalf("OnQueued told of %d reservations, want 6", n)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

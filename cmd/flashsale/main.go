@@ -246,6 +246,7 @@ func (m *Main) Run(ctx context.Context) error {
 			QueueSize: m.Config.CoalesceQueue,
 			InFlight:  m.Config.CoalesceInFlight,
 			OnBatch:   metrics.ObserveReserveBatch,
+			OnQueued:  metrics.ObserveReserveQueued,
 		}
 	}
 	eng, err := engine.New(ecfg)
