@@ -272,3 +272,31 @@ func TestCoalescerWaitsForCompanyOnlyWhenBusy(t *testing.T) {
 		t.Fatalf("batches %v", l.batches)
 	}
 }
+
+// TestCoalescerLoneReservation checks the path of a reservation that finds
+// its sale idle: it is sent at once from its caller, never queued, bounded
+// by its caller's deadline, and its call slot is free again afterwards.
+func TestCoalescerLoneReservation(t *testing.T) {
+	l := newGatedLedger(t)
+	e := coalescingEngine(t, l, CoalesceConfig{InFlight: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	lone := reserveAsync(e, ctx, "u0")
+	if n := l.next(t); n != 1 {
+		t.Fatalf("lone call carried %d", n)
+	}
+	if s := e.CoalesceStats(); s.Queued != 0 {
+		t.Fatalf("a lone reservation was queued: %+v", s)
+	}
+	cancel()
+	if err := <-lone; !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("lone reservation past its deadline: %v", err)
+	}
+	next := reserveAsync(e, context.Background(), "u1")
+	if n := l.next(t); n != 1 {
+		t.Fatalf("next call carried %d", n)
+	}
+	l.gate <- struct{}{}
+	if err := <-next; err != nil {
+		t.Fatal(err)
+	}
+}
