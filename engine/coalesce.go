@@ -12,9 +12,7 @@ import (
 // one sale are gathered, first come first served, and sent to the ledger
 // as one atomic call that handles each in order. A sale's throughput is
 // bound by one Redis shard running one script at a time, so fewer, larger
-// calls serve more shoppers. A reservation that finds its sale idle (nothing
-// queued, a call slot free, the last call carried one) is sent at once from
-// its caller, with no hand-off.
+// calls serve more shoppers.
 type CoalesceConfig struct {
 	// MaxBatch is the most reservations in one ledger call; 256 by default.
 	MaxBatch int
@@ -111,16 +109,8 @@ func (c *coalescer) reserve(ctx context.Context, saleID string, r LedgerReserve)
 		return LedgerOutcome{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	q := c.queue(saleID)
-	q.mu.Lock()
-	if len(q.pending) == 0 && q.inflight < c.cfg.InFlight && !q.busy.Load() {
-		// Nothing waits, a call slot is free and the sale is not busy: the
-		// reservation goes alone from its own goroutine, with no hand-off.
-		// Reservations arriving meanwhile queue behind it as usual.
-		q.inflight++
-		q.mu.Unlock()
-		return c.alone(ctx, q, r)
-	}
 	item := &queued{at: time.Now(), ctx: ctx, req: r, done: make(chan LedgerOutcome, 1)}
+	q.mu.Lock()
 	if len(q.pending) >= c.cfg.QueueSize {
 		q.mu.Unlock()
 		c.shed.Add(1)
@@ -148,40 +138,6 @@ func (c *coalescer) reserve(ctx context.Context, saleID string, r LedgerReserve)
 		// shopper's retry with the same Idempotency-Key gets it back.
 		return LedgerOutcome{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 	}
-}
-
-// alone sends one reservation as its own call, holding one of the sale's
-// call slots, bounded by ctx (its caller is the only one waiting on it),
-// then hands the slot to a flusher if others queued meanwhile.
-func (c *coalescer) alone(ctx context.Context, q *saleQueue, r LedgerReserve) (LedgerOutcome, error) {
-	if c.cfg.OnQueued != nil {
-		c.cfg.OnQueued(0)
-	}
-	cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
-	start := time.Now()
-	outs, err := c.ledger.Reserve(cctx, q.id, c.clock.Now(), []LedgerReserve{r})
-	cancel()
-	switch {
-	case err != nil && ctx.Err() != nil:
-		err = fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
-	case err == nil && len(outs) != 1:
-		err = fmt.Errorf("%w: ledger answered %d outcomes for 1 request", ErrUnavailable, len(outs))
-	}
-	if c.cfg.OnBatch != nil {
-		c.cfg.OnBatch(1, time.Since(start), err)
-	}
-	q.mu.Lock()
-	if len(q.pending) > 0 {
-		q.mu.Unlock()
-		go c.flush(q) // the slot passes to the flusher
-	} else {
-		q.inflight--
-		q.mu.Unlock()
-	}
-	if err != nil {
-		return LedgerOutcome{}, err
-	}
-	return outs[0], outs[0].Err
 }
 
 // take removes up to MaxBatch waiting reservations whose callers still

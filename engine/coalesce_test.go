@@ -273,9 +273,10 @@ func TestCoalescerWaitsForCompanyOnlyWhenBusy(t *testing.T) {
 	}
 }
 
-// TestCoalescerLoneReservation checks the path of a reservation that finds
-// its sale idle: it is sent at once from its caller, never queued, bounded
-// by its caller's deadline, and its call slot is free again afterwards.
+// TestCoalescerLoneReservation checks a reservation that finds its sale
+// idle: it is sent at once as a call of its own and no longer counts as
+// queued; its caller's deadline answers the caller at once, while the call
+// already sent finishes and frees its slot for the next reservation.
 func TestCoalescerLoneReservation(t *testing.T) {
 	l := newGatedLedger(t)
 	e := coalescingEngine(t, l, CoalesceConfig{InFlight: 1})
@@ -292,6 +293,7 @@ func TestCoalescerLoneReservation(t *testing.T) {
 		t.Fatalf("lone reservation past its deadline: %v", err)
 	}
 	next := reserveAsync(e, context.Background(), "u1")
+	l.gate <- struct{}{} // the abandoned call ends; its slot is free
 	if n := l.next(t); n != 1 {
 		t.Fatalf("next call carried %d", n)
 	}
