@@ -1,10 +1,11 @@
 -- reserve.lua: takes holds for a batch of reservation requests of one sale,
 -- in order, atomically. A batch of one is a plain reservation; the engine's
 -- coalescer sends bigger ones, and the work shared by a batch is done once:
--- the sale is read once, the idempotency entries and the shoppers' counts
--- of the whole batch are read with one command each, counters are read
--- when first needed and written back once, and hold records, idempotency
--- entries and expiries are written with one command each. Each request
+-- the sale is read once; the batch's idempotency entries, its shoppers'
+-- counts and the counters of the sale and of each request's nearest store
+-- are read with one command each, other counters when first needed; every
+-- counter is written back once, and hold records, idempotency entries and
+-- expiries are written with one command each. Each request
 -- still sees every earlier one. The batch's creations are one outbox entry
 -- (type hold.created, field holds: the records, one per line), so that the
 -- stream costs one command per batch, not one per hold.
@@ -27,17 +28,6 @@ if not m[1] then
   return out
 end
 local start, stop, limit, ttl = tonumber(m[1]), tonumber(m[2]), tonumber(m[3]), tonumber(m[4])
-if now < start or now >= stop then
-  -- Outside the window nothing is created, but a replay still answers its
-  -- hold (a shopper retrying after the end gets what they got).
-  local code = now < start and 'not_started' or 'ended'
-  for r = 1, n do
-    local user, key = ARGV[4 + 5 * (r - 1)], ARGV[5 + 5 * (r - 1)]
-    local prev = redis.call('HGET', KEYS[4], 'r:' .. #user .. ':' .. user .. ':' .. key)
-    out[r] = prev and ('r' .. redis.call('HGET', KEYS[4], prev)) or code
-  end
-  return out
-end
 
 -- Read a hash's fields in slices, well below Lua's limit on unpacked values.
 local function hmget(key, fields)
@@ -55,7 +45,17 @@ for r = 1, n do
   users[r] = user
   rks[r] = 'r:' .. #user .. ':' .. user .. ':' .. ARGV[5 + 5 * (r - 1)]
 end
-local prevs, had = hmget(KEYS[4], rks), hmget(KEYS[3], users)
+local prevs = hmget(KEYS[4], rks)
+if now < start or now >= stop then
+  -- Outside the window nothing is created, but a replay still answers its
+  -- hold (a shopper retrying after the end gets what they got).
+  local code = now < start and 'not_started' or 'ended'
+  for r = 1, n do
+    out[r] = prevs[r] and ('r' .. redis.call('HGET', KEYS[4], prevs[r])) or code
+  end
+  return out
+end
+local had = hmget(KEYS[3], users)
 
 -- Counters of the stock hash, read once and written back at the end: the
 -- global ones and those of every request's nearest store with one HMGET,
@@ -89,8 +89,9 @@ local function add(f, d)
 end
 -- Units each shopper holds, from the batch's earlier requests or Redis.
 local bought, buyersChanged = {}, {}
--- What this batch created, so that a replay inside the batch finds it.
-local made, recs = {}, {}
+-- Records this batch created, by idempotency entry: a replay inside the
+-- batch finds its hold here.
+local made = {}
 local holdArgs, expiryArgs, created = {}, {}, {}
 local ts = tostring(now)
 local exp = now + ttl
@@ -99,9 +100,10 @@ for r = 1, n do
   local a = 3 + 5 * (r - 1)
   local hid, user, qty, cands = ARGV[a], users[r], tonumber(ARGV[a + 3]), ARGV[a + 4]
   local rk = rks[r]
-  local prev = made[rk] or prevs[r]
-  if prev then
-    out[r] = 'r' .. (recs[prev] or redis.call('HGET', KEYS[4], prev))
+  if made[rk] then
+    out[r] = 'r' .. made[rk]
+  elseif prevs[r] then
+    out[r] = 'r' .. redis.call('HGET', KEYS[4], prevs[r])
   else
     local held = bought[user]
     if held == nil then
@@ -137,7 +139,7 @@ for r = 1, n do
         local rec = string.format(
           '{"id":"%s","user":"%s","store":"%s","qty":%d,"dist":"%s","state":"held","created":"%s","expires":"%d","updated":"%s"}',
           hid, user, store, qty, dist, ts, exp, ts)
-        made[rk], recs[hid] = hid, rec
+        made[rk] = rec
         local h = #holdArgs
         holdArgs[h + 1], holdArgs[h + 2], holdArgs[h + 3], holdArgs[h + 4] = hid, rec, rk, hid
         local x = #expiryArgs
