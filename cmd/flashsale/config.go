@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -68,36 +67,55 @@ func defaultRelayName() string {
 	return "relay-" + h
 }
 
-// bind registers every setting on fs with its environment variable as the
-// default when set.
-func (c *Config) bind(fs *flag.FlagSet) error {
+// envFlags binds flags to environment variables of the same meaning:
+// each flag's usage names its variable, "($NAME)", and after parsing a flag
+// not given on the command line takes its variable's value when it is set.
+type envFlags struct {
+	*flag.FlagSet
+	vars map[string]string // flag name → variable
+}
+
+func newEnvFlags(fs *flag.FlagSet) *envFlags {
+	return &envFlags{FlagSet: fs, vars: map[string]string{}}
+}
+
+// usage records that flag name reads variable env, and returns usage
+// naming it.
+func (e *envFlags) usage(name, env, usage string) string {
+	e.vars[name] = env
+	return usage + " ($" + env + ")"
+}
+
+// parse parses args, then sets every flag not given there from its
+// variable. It returns the names of the flags set either way, and every
+// variable that is not a valid value of its flag as one error.
+func (e *envFlags) parse(args []string) (map[string]bool, error) {
+	if err := e.Parse(args); err != nil {
+		return nil, err
+	}
+	set := map[string]bool{}
+	e.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var errs []error
-	str := func(p *string, name, env, usage string) {
-		if v, ok := os.LookupEnv(env); ok {
-			*p = v
+	e.VisitAll(func(f *flag.Flag) {
+		env, ok := e.vars[f.Name]
+		if !ok || set[f.Name] {
+			return
 		}
-		fs.StringVar(p, name, *p, usage+" ($"+env+")")
-	}
-	dur := func(p *time.Duration, name, env, usage string) {
 		if v, ok := os.LookupEnv(env); ok {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("$%s: %q is not a duration like 500ms or 2s", env, v))
+			if err := e.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("$%s: %v", env, err))
 			}
-			*p = d
+			set[f.Name] = true
 		}
-		fs.DurationVar(p, name, *p, usage+" ($"+env+")")
-	}
-	num := func(p *int, name, env, usage string) {
-		if v, ok := os.LookupEnv(env); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("$%s: %q is not a number", env, v))
-			}
-			*p = n
-		}
-		fs.IntVar(p, name, *p, usage+" ($"+env+")")
-	}
+	})
+	return set, errors.Join(errs...)
+}
+
+// bind registers every setting on e with its environment variable.
+func (c *Config) bind(e *envFlags) {
+	str := func(p *string, name, env, usage string) { e.StringVar(p, name, *p, e.usage(name, env, usage)) }
+	dur := func(p *time.Duration, name, env, usage string) { e.DurationVar(p, name, *p, e.usage(name, env, usage)) }
+	num := func(p *int, name, env, usage string) { e.IntVar(p, name, *p, e.usage(name, env, usage)) }
 	str(&c.HTTPAddr, "http-addr", "FLASHSALE_HTTP_ADDR", "address of the API and pages")
 	str(&c.RedisURL, "redis-url", "REDIS_URL", "Redis URL")
 	str(&c.RedisClusterAddrs, "redis-cluster-addrs", "REDIS_CLUSTER_ADDRS", "comma-separated host:port list; selects Redis Cluster")
@@ -114,19 +132,11 @@ func (c *Config) bind(fs *flag.FlagSet) error {
 	str(&c.KafkaDataDir, "kafka-data-dir", "FLASHSALE_KAFKA_DATA_DIR", "where the in-process Kafka broker keeps its log (memory only when empty)")
 	str(&c.RelayName, "relay-name", "FLASHSALE_RELAY_NAME", "this relay's consumer name in the outbox group (stable across restarts)")
 	dur(&c.WebhookInterval, "webhook-interval", "FLASHSALE_WEBHOOK_INTERVAL", "how often due webhooks are looked for")
-	if v, ok := os.LookupEnv("FLASHSALE_COALESCE"); ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("$FLASHSALE_COALESCE: %q is not true or false", v))
-		}
-		c.Coalesce = b
-	}
-	fs.BoolVar(&c.Coalesce, "coalesce", c.Coalesce, "gather concurrent reservations of a sale into batched script calls ($FLASHSALE_COALESCE)")
+	e.BoolVar(&c.Coalesce, "coalesce", c.Coalesce, e.usage("coalesce", "FLASHSALE_COALESCE", "gather concurrent reservations of a sale into batched script calls"))
 	num(&c.CoalesceMaxBatch, "coalesce-max-batch", "FLASHSALE_COALESCE_MAX_BATCH", "most reservations in one script call")
 	dur(&c.CoalesceMaxWait, "coalesce-max-wait", "FLASHSALE_COALESCE_MAX_WAIT", "while a sale is busy, how long a batch that is not full waits for company (0: never)")
 	num(&c.CoalesceQueue, "coalesce-queue", "FLASHSALE_COALESCE_QUEUE", "reservations that may wait per sale before 503 overloaded")
 	num(&c.CoalesceInFlight, "coalesce-inflight", "FLASHSALE_COALESCE_INFLIGHT", "script calls of one sale that may run at once")
-	return errors.Join(errs...)
 }
 
 // validate checks the settings after parsing.

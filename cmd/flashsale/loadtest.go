@@ -48,13 +48,15 @@ func (m *Main) parseLoadtest(args []string) error {
 	fs := flag.NewFlagSet("flashsale loadtest", flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), loadtestUsage); fs.PrintDefaults() }
-	env := map[string]string{}
+	ef := newEnvFlags(fs)
+	// Every flag reads FLASHSALE_LOADTEST_<NAME>, but the admin token is
+	// the deployment's own.
 	e := func(name, usage string) string {
-		env[name] = "FLASHSALE_LOADTEST_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		env := "FLASHSALE_LOADTEST_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 		if name == "admin-token" {
-			env[name] = "FLASHSALE_ADMIN_TOKEN"
+			env = "FLASHSALE_ADMIN_TOKEN"
 		}
-		return usage + " ($" + env[name] + ")"
+		return ef.usage(name, env, usage)
 	}
 	fs.StringVar(&c.Target, "target", c.Target, e("target", "base URL of the deployment"))
 	fs.StringVar(&c.AdminToken, "admin-token", "", e("admin-token", "operator bearer token of the deployment (required)"))
@@ -83,23 +85,14 @@ func (m *Main) parseLoadtest(args []string) error {
 	fs.StringVar(&a.targetsOut, "targets-out", "", e("targets-out", "write the attack as a vegeta JSON targets file here instead of sending it"))
 	fs.Uint64Var(&c.Seed, "seed", 0, e("seed", "seed of the points and retries (0: random)"))
 	fs.BoolVar(&a.json, "json", false, e("json", "print the report as JSON"))
-	if err := fs.Parse(args); err != nil {
+	set, err := ef.parse(args)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v, ok := os.LookupEnv(env[f.Name]); ok && !set[f.Name] {
-			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("$%s: %v", env[f.Name], err))
-			}
-			set[f.Name] = true
-		}
-	})
 	if r.Start > 0 {
 		c.Ramp = r
 	}

@@ -143,9 +143,8 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	fs := flag.NewFlagSet("flashsale "+m.Command, flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
-	if err := m.Config.bind(fs); err != nil {
-		return err
-	}
+	ef := newEnvFlags(fs)
+	m.Config.bind(ef)
 	switch m.Command {
 	case "store-token":
 		fs.StringVar(&m.StoreID, "store", "", "store id")
@@ -153,7 +152,7 @@ func (m *Main) ParseFlags(args []string) error {
 		fs.StringVar(&m.SaleID, "sale", "", "sale id")
 		fs.DurationVar(&m.AuditWait, "wait", 0, "how long to wait for events in flight to be written before calling a difference broken")
 	}
-	if err := fs.Parse(args[1:]); err != nil {
+	if _, err := ef.parse(args[1:]); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

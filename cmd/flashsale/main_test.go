@@ -370,3 +370,30 @@ func readSSE(t *testing.T, url, token, lastID string, n int) []sseEvent {
 	}
 	return out
 }
+
+// TestFlagsReadTheirVariables checks that a setting comes from its flag,
+// else from its environment variable, else from its default, and that a
+// variable that is not a valid value is refused by name.
+func TestFlagsReadTheirVariables(t *testing.T) {
+	parse := func(args ...string) (*Main, error) {
+		m := NewMain()
+		m.Stdout, m.Stderr = io.Discard, io.Discard
+		return m, m.ParseFlags(append([]string{"serve"}, args...))
+	}
+	m, err := parse()
+	if err != nil || m.Config.SweepInterval != DefaultConfig().SweepInterval {
+		t.Fatalf("default: %v %v", m.Config.SweepInterval, err)
+	}
+	t.Setenv("FLASHSALE_SWEEP_INTERVAL", "2s")
+	t.Setenv("FLASHSALE_COALESCE", "false")
+	if m, err = parse(); err != nil || m.Config.SweepInterval != 2*time.Second || m.Config.Coalesce {
+		t.Fatalf("from the environment: %v %v %v", m.Config.SweepInterval, m.Config.Coalesce, err)
+	}
+	if m, err = parse("-sweep-interval", "3s", "-coalesce"); err != nil || m.Config.SweepInterval != 3*time.Second || !m.Config.Coalesce {
+		t.Fatalf("flags over the environment: %v %v %v", m.Config.SweepInterval, m.Config.Coalesce, err)
+	}
+	t.Setenv("FLASHSALE_COALESCE_INFLIGHT", "two")
+	if _, err = parse(); err == nil || !strings.Contains(err.Error(), "$FLASHSALE_COALESCE_INFLIGHT") {
+		t.Fatalf("bad variable: %v", err)
+	}
+}
