@@ -22,7 +22,7 @@ const admin = "test-admin-token-0123456789"
 var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	h       fasthttp.RequestHandler
 	clock   *testenv.Clock
 	ledger  *reservation.Ledger
@@ -32,7 +32,10 @@ type harness struct {
 	counter int
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness { return newHarnessMode(t, true) }
+
+// newHarnessMode is newHarness with the engine's coalescing on or off.
+func newHarnessMode(t testing.TB, coalesce bool) *harness {
 	t.Helper()
 	rdb := testenv.Redis(t)
 	ns := testenv.ID("test-ns-")
@@ -42,7 +45,11 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	clock := testenv.NewClock(t0)
-	eng, err := engine.New(engine.Config{Ledger: ledger, Clock: clock, Coalesce: &engine.CoalesceConfig{}})
+	cfg := engine.Config{Ledger: ledger, Clock: clock}
+	if coalesce {
+		cfg.Coalesce = &engine.CoalesceConfig{}
+	}
+	eng, err := engine.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,21 +1,16 @@
 package api_test
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
-	"github.com/flashsale/flashsale/api"
-	"github.com/flashsale/flashsale/engine"
 	"github.com/flashsale/flashsale/internal/testenv"
-	"github.com/flashsale/flashsale/reservation"
 )
 
 // BenchmarkReserveHandler drives the reserve endpoint's handler directly
@@ -27,7 +22,8 @@ import (
 func BenchmarkReserveHandler(b *testing.B) {
 	for _, mode := range []string{"direct", "coalesced"} {
 		b.Run(mode, func(b *testing.B) {
-			h, path := reserveHandler(b, mode == "coalesced")
+			h := newHarnessMode(b, mode == "coalesced")
+			path := "/v1/sales/" + bigSale(h) + "/reservations"
 			var n atomic.Int64
 			b.ReportAllocs()
 			b.SetParallelism(32) // many shoppers at once, as in a sale
@@ -45,7 +41,7 @@ func BenchmarkReserveHandler(b *testing.B) {
 					body = strconv.AppendInt(body, i, 10)
 					body = append(body, `","lat":52.52,"lon":13.405}`...)
 					ctx.Request.SetBodyRaw(body)
-					h(&ctx)
+					h.h(&ctx)
 					if ctx.Response.StatusCode() != fasthttp.StatusCreated {
 						b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
 					}
@@ -55,47 +51,21 @@ func BenchmarkReserveHandler(b *testing.B) {
 	}
 }
 
-func reserveHandler(b *testing.B, coalesce bool) (fasthttp.RequestHandler, string) {
-	b.Helper()
-	ctx := context.Background()
-	rdb := testenv.Redis(b)
-	ns := testenv.ID("bench-ns-")
-	testenv.CleanupNamespace(b, rdb, ns)
-	ledger := reservation.New(rdb, reservation.WithNamespace(ns))
-	if err := ledger.Load(ctx); err != nil {
-		b.Fatal(err)
+// bigSale creates, through the API, 20 stores around Berlin and a live sale
+// of 10 million units in each, and returns the sale's id.
+func bigSale(h *harness) string {
+	h.t.Helper()
+	var stores, alloc []string
+	for i := range 20 {
+		id := fmt.Sprintf("%s-%d", h.storeA, i)
+		stores = append(stores, fmt.Sprintf(`{"id":%q,"name":"Store","lat":%g,"lon":%g}`, id, 52.4+float64(i%5)*0.05, 13.3+float64(i/5)*0.05))
+		alloc = append(alloc, fmt.Sprintf("%q:10000000", id))
 	}
-	cfg := engine.Config{Ledger: ledger}
-	if coalesce {
-		cfg.Coalesce = &engine.CoalesceConfig{}
-	}
-	eng, err := engine.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	stores := make([]engine.Store, 20)
-	alloc := map[string]int{}
-	for i := range stores {
-		stores[i] = engine.Store{ID: fmt.Sprintf("%s-%d", ns, i), Name: "Store", Lat: 52.4 + float64(i%5)*0.05, Lon: 13.3 + float64(i/5)*0.05}
-		alloc[stores[i].ID] = 10_000_000
-	}
-	if err := eng.UpsertStores(ctx, stores); err != nil {
-		b.Fatal(err)
-	}
-	sale := engine.Sale{ID: testenv.ID("bench-sale-"), Name: "bench", StartsAt: time.Now().Add(-time.Minute),
-		EndsAt: time.Now().Add(time.Hour), PerUserLimit: 1, HoldTTLSeconds: 600, MaxDistanceKm: 50, Allocations: alloc}
-	testenv.CleanupSale(b, rdb, sale.ID)
-	if _, err := eng.CreateSale(ctx, sale); err != nil {
-		b.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	m, err := api.NewMetrics(reg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv, err := api.New(api.Config{Engine: eng, AdminToken: admin, Metrics: m, Gatherer: reg, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return srv.Handler(), "/v1/sales/" + sale.ID + "/reservations"
+	h.mustDo("POST", "/v1/stores", admin, "["+strings.Join(stores, ",")+"]", 200)
+	id := testenv.ID("bench-sale-")
+	testenv.CleanupSale(h.t, testenv.Redis(h.t), id)
+	h.mustDo("POST", "/v1/sales", admin, fmt.Sprintf(`{"id":%q,"sku":"B","name":"bench","starts_at":%q,"ends_at":%q,
+		"per_user_limit":1,"hold_ttl_seconds":600,"max_distance_km":50,"allocations":{%s}}`,
+		id, t0.Format(time.RFC3339), t0.Add(time.Hour).Format(time.RFC3339), strings.Join(alloc, ",")), 201)
+	return id
 }
