@@ -78,10 +78,7 @@ func serve(o options, h fasthttp.RequestHandler) (*fasthttp.HostClient, func(), 
 	}
 	s := &fasthttp.Server{Handler: h, Name: "flashsale", ReadTimeout: 10 * time.Second, MaxRequestBodySize: 1 << 20}
 	go s.Serve(ln)
-	// The open loop has more callers than connections: they wait for a
-	// free one, and the wait counts in their latency.
-	c := &fasthttp.HostClient{Addr: ln.Addr().String(), MaxConns: o.workers, MaxConnWaitTimeout: 10 * time.Second,
-		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+	c := &fasthttp.HostClient{Addr: ln.Addr().String(), MaxConns: o.workers, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
 	return c, func() { s.Shutdown() }, nil
 }
 

@@ -41,7 +41,7 @@ const warmup = 300 * time.Millisecond
 type recorder struct {
 	lats     [][]time.Duration
 	errs     atomic.Int64
-	firstErr atomic.Value
+	firstErr atomic.Pointer[error] // not an atomic.Value: errors of different types would panic it
 }
 
 func newRecorder(workers int) *recorder {
@@ -55,7 +55,7 @@ func newRecorder(workers int) *recorder {
 func (r *recorder) record(w int, lat time.Duration, err error) {
 	if err != nil {
 		r.errs.Add(1)
-		r.firstErr.CompareAndSwap(nil, err)
+		r.firstErr.CompareAndSwap(nil, &err)
 	}
 	r.lats[w] = append(r.lats[w], lat)
 }
@@ -68,8 +68,8 @@ func (r *recorder) result(elapsed time.Duration) result {
 	slices.Sort(all)
 	res := result{errs: r.errs.Load(), elapsed: elapsed, lat: all}
 	res.ops = max(0, int64(len(all))-res.errs)
-	if e, ok := r.firstErr.Load().(error); ok {
-		res.firstErr = e
+	if e := r.firstErr.Load(); e != nil {
+		res.firstErr = *e
 	}
 	return res
 }

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -36,5 +39,19 @@ func TestHarnessRuns(t *testing.T) {
 	}
 	if strings.Contains(report, "first error") {
 		t.Errorf("a scenario failed:\n%s", report)
+	}
+}
+
+// TestRecorderKeepsTheFirstError records errors of different types from
+// many callers at once: the first one is kept, every one is counted.
+func TestRecorderKeepsTheFirstError(t *testing.T) {
+	rec := newRecorder(2)
+	first := errors.New("first")
+	rec.record(0, time.Millisecond, first)
+	rec.record(1, time.Millisecond, fmt.Errorf("wrapped: %w", io.EOF))
+	rec.record(1, time.Millisecond, nil)
+	res := rec.result(time.Second)
+	if res.firstErr != first || res.errs != 2 || res.ops != 1 || len(res.lat) != 3 {
+		t.Fatalf("result %+v", res)
 	}
 }
