@@ -252,14 +252,34 @@ func pause(ctx context.Context, d time.Duration) {
 // not committed yet, summed over partitions: zero means it has handled
 // everything produced so far.
 func GroupLag(ctx context.Context, cfg KafkaConfig, group string) (int64, error) {
+	offs, err := GroupOffsets(ctx, cfg, group)
+	if err != nil {
+		return 0, err
+	}
+	var lag int64
+	for _, o := range offs {
+		lag += o.End - max(o.Committed, 0)
+	}
+	return lag, nil
+}
+
+// PartitionOffsets is one partition's end offset and the offset a consumer
+// group committed on it (-1: none yet).
+type PartitionOffsets struct {
+	End, Committed int64
+}
+
+// GroupOffsets returns, for every partition of the topic, its end offset
+// and what the consumer group committed: where a consumer stands.
+func GroupOffsets(ctx context.Context, cfg KafkaConfig, group string) (map[int]PartitionOffsets, error) {
 	cfg.defaults()
 	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second}
 	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{cfg.Topic}})
 	if err != nil {
-		return 0, fmt.Errorf("%w: kafka metadata: %v", engine.ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: kafka metadata: %v", engine.ErrUnavailable, err)
 	}
 	if len(md.Topics) != 1 || md.Topics[0].Error != nil {
-		return 0, fmt.Errorf("kafka topic %q: %v", cfg.Topic, md.Topics)
+		return nil, fmt.Errorf("kafka topic %q: %v", cfg.Topic, md.Topics)
 	}
 	var ids []int
 	var reqs []kafka.OffsetRequest
@@ -269,28 +289,29 @@ func GroupLag(ctx context.Context, cfg KafkaConfig, group string) (int64, error)
 	}
 	last, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{cfg.Topic: reqs}})
 	if err != nil {
-		return 0, fmt.Errorf("%w: kafka offsets: %v", engine.ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: kafka offsets: %v", engine.ErrUnavailable, err)
 	}
 	committed, err := c.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{cfg.Topic: ids}})
 	if err != nil {
-		return 0, fmt.Errorf("%w: kafka group offsets: %v", engine.ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: kafka group offsets: %v", engine.ErrUnavailable, err)
 	}
 	if committed.Error != nil {
-		return 0, fmt.Errorf("kafka group %q: %w", group, committed.Error)
+		return nil, fmt.Errorf("kafka group %q: %w", group, committed.Error)
 	}
-	done := map[int]int64{}
-	for _, p := range committed.Topics[cfg.Topic] {
-		if p.Error != nil {
-			return 0, fmt.Errorf("kafka group %q partition %d: %w", group, p.Partition, p.Error)
-		}
-		done[p.Partition] = max(p.CommittedOffset, 0)
-	}
-	var lag int64
+	out := make(map[int]PartitionOffsets, len(ids))
 	for _, p := range last.Topics[cfg.Topic] {
 		if p.Error != nil {
-			return 0, fmt.Errorf("kafka partition %d: %w", p.Partition, p.Error)
+			return nil, fmt.Errorf("kafka partition %d: %w", p.Partition, p.Error)
 		}
-		lag += p.LastOffset - done[p.Partition]
+		out[p.Partition] = PartitionOffsets{End: p.LastOffset, Committed: -1}
 	}
-	return lag, nil
+	for _, p := range committed.Topics[cfg.Topic] {
+		if p.Error != nil {
+			return nil, fmt.Errorf("kafka group %q partition %d: %w", group, p.Partition, p.Error)
+		}
+		o := out[p.Partition]
+		o.Committed = p.CommittedOffset
+		out[p.Partition] = o
+	}
+	return out, nil
 }

@@ -6,19 +6,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 
 	"github.com/flashsale/flashsale/engine"
 	"github.com/flashsale/flashsale/internal/localkafka"
@@ -336,36 +336,20 @@ func TestProcessKilledDuringBurst(t *testing.T) {
 	checkDurable(t, testenv.RedisURL(), dbURL, saleID, sh.holds())
 }
 
-// kafkaOffsets describes, per partition of the hold events topic, the end
-// offset and what group committed: where a consumer stopped, if it did.
+// kafkaOffsets describes, per partition of the hold events topic that
+// holds anything, its end offset and what group committed: where a
+// consumer stopped, if it did.
 func kafkaOffsets(addr, group string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 5 * time.Second}
-	const topic = "flashsale.hold-events"
-	var reqs []kafka.OffsetRequest
-	var ids []int
-	for p := range 12 {
-		reqs = append(reqs, kafka.LastOffsetOf(p))
-		ids = append(ids, p)
-	}
-	last, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	offs, err := persist.GroupOffsets(ctx, persist.KafkaConfig{Brokers: []string{addr}}, group)
 	if err != nil {
 		return "kafka offsets: " + err.Error()
 	}
-	committed, err := c.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ids}})
-	if err != nil {
-		return "kafka group offsets: " + err.Error()
-	}
-	done := map[int]int64{}
-	for _, p := range committed.Topics[topic] {
-		done[p.Partition] = p.CommittedOffset
-	}
-	desc, _ := c.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
-	s := fmt.Sprintf("group %s: %+v\n", group, desc)
-	for _, p := range last.Topics[topic] {
-		if p.LastOffset > 0 || done[p.Partition] > 0 {
-			s += fmt.Sprintf("  partition %d: end %d, committed %d\n", p.Partition, p.LastOffset, done[p.Partition])
+	s := "group " + group + ":\n"
+	for _, p := range slices.Sorted(maps.Keys(offs)) {
+		if o := offs[p]; o.End > 0 {
+			s += fmt.Sprintf("  partition %d: end %d, committed %d\n", p, o.End, o.Committed)
 		}
 	}
 	return s
