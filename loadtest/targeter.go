@@ -9,22 +9,14 @@ import (
 	"sync"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/flashsale/flashsale/geo"
 )
-
-const earthRadiusKm = 6371.0088
-
-// haversineKm is the great-circle distance between a and b.
-func haversineKm(a, b Point) float64 {
-	la1, la2 := a.Lat*math.Pi/180, b.Lat*math.Pi/180
-	dLat, dLon := la2-la1, (b.Lon-a.Lon)*math.Pi/180
-	h := math.Sin(dLat/2)*math.Sin(dLat/2) + math.Cos(la1)*math.Cos(la2)*math.Sin(dLon/2)*math.Sin(dLon/2)
-	return 2 * earthRadiusKm * math.Asin(math.Min(1, math.Sqrt(h)))
-}
 
 // randomPoint returns a point uniformly distributed within radiusKm of c,
 // rounded to 5 decimals (about a metre).
 func randomPoint(rng *rand.Rand, c Point, radiusKm float64) Point {
-	d := radiusKm * math.Sqrt(rng.Float64()) / earthRadiusKm // angular distance
+	d := radiusKm * math.Sqrt(rng.Float64()) / geo.EarthRadiusKm // angular distance
 	bearing := 2 * math.Pi * rng.Float64()
 	la1, lo1 := c.Lat*math.Pi/180, c.Lon*math.Pi/180
 	la2 := math.Asin(math.Sin(la1)*math.Cos(d) + math.Cos(la1)*math.Sin(d)*math.Cos(bearing))

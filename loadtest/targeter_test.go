@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/flashsale/flashsale/geo"
 )
 
 func TestRandomPointStaysWithinRadius(t *testing.T) {
@@ -34,7 +36,7 @@ func TestRandomPointStaysWithinRadius(t *testing.T) {
 					t.Fatalf("invalid point %v", p)
 				}
 				// 0.01 km covers the rounding to 5 decimals.
-				if d := haversineKm(tc.centre, p); d > tc.radiusKm+0.01 {
+				if d := geo.Haversine(geo.Point(tc.centre), geo.Point(p)); d > tc.radiusKm+0.01 {
 					t.Fatalf("point %v is %.3f km from %v, radius %g", p, d, tc.centre, tc.radiusKm)
 				}
 			}
@@ -102,7 +104,7 @@ func TestTargeter(t *testing.T) {
 				byUser[b.UserID] = first{key, tgt.Body}
 				near := math.Inf(1)
 				for _, s := range stores {
-					near = math.Min(near, haversineKm(s, Point{b.Lat, b.Lon}))
+					near = math.Min(near, geo.Haversine(geo.Point(s), geo.Point{Lat: b.Lat, Lon: b.Lon}))
 				}
 				if near > radius+0.01 {
 					t.Fatalf("shopper %s at %v,%v is %.2f km from the nearest store", b.UserID, b.Lat, b.Lon, near)
