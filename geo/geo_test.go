@@ -330,3 +330,31 @@ func BenchmarkNearest(b *testing.B) {
 		})
 	}
 }
+
+// TestBelowIsALowerBound checks the sine-free bound the search skips items
+// with: it never exceeds the haversine term, near or far, across the
+// antimeridian and at the poles.
+func TestBelowIsALowerBound(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(7, 7))
+	items := make([]Item, 400)
+	for i := range items {
+		items[i] = Item{ID: fmt.Sprint(i), Point: Point{rng.Float64()*180 - 90, rng.Float64()*360 - 180}}
+		if i%4 == 0 { // near neighbours, where the bound is tight
+			items[i].Point = Point{52.5 + rng.Float64()*0.01, 13.4 + rng.Float64()*0.01}
+		}
+	}
+	ix := mustIndex(t, items)
+	for range 400 {
+		p := Point{rng.Float64()*180 - 90, rng.Float64()*360 - 180}
+		if rng.IntN(2) == 0 {
+			p = Point{52.5 + rng.Float64()*0.01, 13.4 + rng.Float64()*0.01}
+		}
+		q := ix.query(p, 100)
+		for n := range ix.items {
+			if lb, h := q.below(ix, n), q.h(ix, n); lb > h {
+				t.Fatalf("%v to %v: bound %v above h %v", p, ix.items[n].Point, lb, h)
+			}
+		}
+	}
+}

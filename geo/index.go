@@ -122,7 +122,9 @@ func (ix *Index) key(i, j int) uint64 { return uint64(i)*uint64(ix.nLon) + uint6
 // is not positive.
 //
 // Distances are haversine distances; an item's cos(latitude) is computed
-// once at indexing, and items past maxKm are rejected before the arcsine.
+// once at indexing. With k > 0 a search keeps only the k nearest found so
+// far, and takes the arcsine only of an item whose haversine term does not
+// already put it clearly beyond the k-th.
 func (ix *Index) Nearest(p Point, maxKm float64, k int) ([]Candidate, error) {
 	if !p.Valid() {
 		return nil, ErrInvalidPoint
@@ -135,9 +137,10 @@ func (ix *Index) Nearest(p Point, maxKm float64, k int) ([]Candidate, error) {
 	}
 	q := ix.query(p, maxKm)
 	i0, j0 := ix.cell(p)
-	// Room for what a search keeps before it trims (4k), so that it rarely
-	// grows: this runs on every reservation.
-	out := make([]ranked, 0, min(len(ix.items), 4*max(k, 8)+32))
+	var out []ranked
+	if k > 0 {
+		out = make([]ranked, 0, min(k, len(ix.items)))
+	}
 	// Visiting more empty cells than there are items costs more than
 	// scanning every item, so past that budget fall back to the scan.
 	budget := 4*len(ix.items) + 64
@@ -149,12 +152,12 @@ func (ix *Index) Nearest(p Point, maxKm float64, k int) ([]Candidate, error) {
 			return
 		}
 		for n := r[0]; n < r[1]; n++ {
-			if h := q.h(ix, int(n)); h <= q.hMax {
-				out = append(out, ranked{n: int32(n), d: hToKm(h)})
+			if k > 0 && len(out) == k && q.below(ix, int(n)) > out[k-1].h*(1+1e-9) {
+				continue // clearly farther than the k-th: no sine needed
 			}
-		}
-		if k > 0 && len(out) > 4*k {
-			out = ix.trim(out, k)
+			if h := q.h(ix, int(n)); h <= q.hMax {
+				out = ix.keep(out, ranked{n: n, h: h}, k)
+			}
 		}
 	}
 	maxRing := max(ix.nLat, ix.nLon/2+1)
@@ -167,11 +170,9 @@ func (ix *Index) Nearest(p Point, maxKm float64, k int) ([]Candidate, error) {
 		if bound > maxKm {
 			break
 		}
-		if k > 0 && len(out) >= k {
-			out = ix.trim(out, k)
-			if out[k-1].d < bound {
-				break
-			}
+		// Every item not yet visited is at least bound away.
+		if k > 0 && len(out) == k && out[k-1].d < bound {
+			break
 		}
 	}
 	return ix.finish(out, maxKm, k), nil
@@ -201,34 +202,82 @@ func (q query) h(ix *Index, n int) float64 {
 	return math.Min(h, 1)
 }
 
-func hToKm(h float64) float64 { return 2 * EarthRadiusKm * math.Asin(math.Sqrt(h)) }
-
-// ranked is an item found by a search and its distance.
-type ranked struct {
-	n int32
-	d float64
+// below is a lower bound on h(ix, n) without a sine: sin x >= x - x³/6
+// for 0 <= x <= 1 (and a half-difference above 1 contributes 0).
+func (q query) below(ix *Index, n int) float64 {
+	b := ix.items[n].Point
+	x := math.Abs(rad(b.Lat-q.p.Lat)) / 2
+	y := math.Abs(rad(b.Lon-q.p.Lon)) / 2
+	var h float64
+	if x <= 1 {
+		s := x - x*x*x/6
+		h = s * s
+	}
+	if y <= 1 {
+		s := y - y*y*y/6
+		h += q.cosLat * ix.cosLat[n] * s * s
+	}
+	return h
 }
 
-// trim sorts found items nearest first (ties by id) and keeps k.
-func (ix *Index) trim(out []ranked, k int) []ranked {
-	slices.SortFunc(out, func(a, b ranked) int {
-		if c := cmp.Compare(a.d, b.d); c != 0 {
-			return c // ids are compared only on a tie
-		}
-		return cmp.Compare(ix.items[a.n].ID, ix.items[b.n].ID)
-	})
-	if len(out) > k {
-		out = out[:k]
+func hToKm(h float64) float64 { return 2 * EarthRadiusKm * math.Asin(math.Sqrt(h)) }
+
+// ranked is an item found by a search, the haversine term of its distance
+// and the distance.
+type ranked struct {
+	n    int32
+	h, d float64
+}
+
+// before orders found items nearest first, ties by id.
+func (ix *Index) before(a, b ranked) bool {
+	if a.d != b.d {
+		return a.d < b.d
 	}
+	return ix.items[a.n].ID < ix.items[b.n].ID
+}
+
+// keep adds r, whose distance is not yet computed, to out. With k > 0, out
+// is kept sorted and at most k long, so that a search does no sorting and
+// keeps nothing it will drop; otherwise r is appended and finish sorts.
+func (ix *Index) keep(out []ranked, r ranked, k int) []ranked {
+	if k > 0 && len(out) == k && r.h > out[k-1].h*(1+1e-9) {
+		// The haversine term grows with the distance and this one is too
+		// far above the k-th's for any rounding to make r as near.
+		return out
+	}
+	r.d = hToKm(r.h)
+	if k <= 0 {
+		return append(out, r)
+	}
+	if len(out) == k {
+		if !ix.before(r, out[k-1]) {
+			return out
+		}
+		out = out[:k-1]
+	}
+	i := len(out)
+	out = append(out, r)
+	for ; i > 0 && ix.before(r, out[i-1]); i-- {
+		out[i] = out[i-1]
+	}
+	out[i] = r
 	return out
 }
 
 // finish turns found items into candidates within maxKm, nearest first.
 func (ix *Index) finish(out []ranked, maxKm float64, k int) []Candidate {
 	if k <= 0 {
-		k = len(out)
+		slices.SortFunc(out, func(a, b ranked) int {
+			if ix.before(a, b) {
+				return -1
+			}
+			if ix.before(b, a) {
+				return 1
+			}
+			return 0
+		})
 	}
-	out = ix.trim(out, k)
 	res := make([]Candidate, 0, len(out))
 	for _, r := range out {
 		if r.d > maxKm {
@@ -308,7 +357,7 @@ func (ix *Index) scanAll(p Point, maxKm float64, k int) []Candidate {
 	var out []ranked
 	for n := range ix.items {
 		if h := q.h(ix, n); h <= q.hMax {
-			out = append(out, ranked{n: int32(n), d: hToKm(h)})
+			out = ix.keep(out, ranked{n: int32(n), h: h}, k)
 		}
 	}
 	return ix.finish(out, maxKm, k)

@@ -251,9 +251,22 @@ var reserveErrors = map[string]error{
 func (l *Ledger) Reserve(ctx context.Context, saleID string, now time.Time, reqs []engine.LedgerReserve) ([]engine.LedgerOutcome, error) {
 	args := make([]any, 0, 2+5*len(reqs))
 	args = append(args, now.UnixMilli(), len(reqs))
-	var buf []byte
+	// Every request's idempotency entry and candidates are written into one
+	// buffer, made into one string, and handed to go-redis as slices of it.
+	size := 0
 	for _, r := range reqs {
-		buf = buf[:0]
+		size += 24 + 2*len(r.UserID) + len(r.Key) + 16*len(r.Candidates)
+	}
+	buf := make([]byte, 0, size)
+	ends := make([]int, 0, 2*len(reqs))
+	for _, r := range reqs {
+		buf = append(buf, "r:"...)
+		buf = strconv.AppendInt(buf, int64(len(r.UserID)), 10)
+		buf = append(buf, ':')
+		buf = append(buf, r.UserID...)
+		buf = append(buf, ':')
+		buf = append(buf, r.Key...)
+		ends = append(ends, len(buf))
 		for i, c := range r.Candidates {
 			if i > 0 {
 				buf = append(buf, ' ')
@@ -262,57 +275,74 @@ func (l *Ledger) Reserve(ctx context.Context, saleID string, now time.Time, reqs
 			buf = append(buf, ' ')
 			buf = strconv.AppendFloat(buf, c.DistanceKm, 'f', 3, 64)
 		}
-		args = append(args, r.HoldID, r.UserID, r.Key, r.Quantity, string(buf))
+		ends = append(ends, len(buf))
+	}
+	all, from := string(buf), 0
+	for i, r := range reqs {
+		rk, cands := all[from:ends[2*i]], all[ends[2*i]:ends[2*i+1]]
+		from = ends[2*i+1]
+		args = append(args, r.HoldID, r.UserID, rk, r.Quantity, cands)
 	}
 	v, err := l.run(ctx, l.reserve, keys(saleID), args...)
 	if err != nil {
 		return nil, err
 	}
 	rows, ok := v.([]any)
-	if !ok || len(rows) != len(reqs) {
+	if !ok || len(rows) != len(reqs)+1 {
 		return nil, fmt.Errorf("%w: reserve script answered %T of %d for %d requests", engine.ErrUnavailable, v, len(rows), len(reqs))
 	}
+	es, _ := rows[len(reqs)].(string)
+	expires, err := strconv.ParseInt(es, 10, 64)
+	if _, none := rows[len(reqs)].(int64); none {
+		expires, err = 0, nil // nothing was created
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: reserve script answered expiry %v", engine.ErrUnavailable, rows[len(reqs)])
+	}
 	out := make([]engine.LedgerOutcome, len(reqs))
-	for i, row := range rows {
-		s, _ := row.(string)
-		switch {
-		case strings.HasPrefix(s, "c "):
-			h, err := createdHold(saleID, now, reqs[i], s)
+	for i, row := range rows[:len(reqs)] {
+		switch row := row.(type) {
+		case int64:
+			h, err := createdHold(saleID, now, expires, reqs[i], int(row))
 			if err != nil {
 				return nil, err
 			}
 			out[i] = engine.LedgerOutcome{Hold: h}
-		case strings.HasPrefix(s, "r{"):
-			h, err := decodeHold(saleID, s[1:])
-			if err != nil {
-				return nil, err
+		case string:
+			if strings.HasPrefix(row, "r{") {
+				h, err := decodeHold(saleID, row[1:])
+				if err != nil {
+					return nil, err
+				}
+				out[i] = engine.LedgerOutcome{Hold: h, Replayed: true}
+				continue
 			}
-			out[i] = engine.LedgerOutcome{Hold: h, Replayed: true}
-		default:
-			e, ok := reserveErrors[s]
+			e, ok := reserveErrors[row]
 			if !ok {
-				return nil, fmt.Errorf("%w: reserve script answered %q", engine.ErrUnavailable, s)
+				return nil, fmt.Errorf("%w: reserve script answered %q", engine.ErrUnavailable, row)
 			}
 			out[i].Err = e
+		default:
+			return nil, fmt.Errorf("%w: reserve script answered %v", engine.ErrUnavailable, row)
 		}
 	}
 	return out, nil
 }
 
-// createdHold builds the hold of a "c <store> <km> <expires_ms>" reply from
-// the request and the reply's fields.
-func createdHold(saleID string, now time.Time, r engine.LedgerReserve, s string) (engine.Hold, error) {
-	store, rest, _ := strings.Cut(s[2:], " ")
-	ds, es, _ := strings.Cut(rest, " ")
-	dist, err1 := strconv.ParseFloat(ds, 64)
-	exp, err2 := strconv.ParseInt(es, 10, 64)
-	if store == "" || err1 != nil || err2 != nil {
-		return engine.Hold{}, fmt.Errorf("%w: reserve script answered %q", engine.ErrUnavailable, s)
+// createdHold builds the hold the script created for request r at its k-th
+// candidate store (from 1). The distance is the one the script stored: the
+// candidate's, to the metre.
+func createdHold(saleID string, now time.Time, expiresMs int64, r engine.LedgerReserve, k int) (engine.Hold, error) {
+	if k < 1 || k > len(r.Candidates) {
+		return engine.Hold{}, fmt.Errorf("%w: reserve script answered candidate %d of %d", engine.ErrUnavailable, k, len(r.Candidates))
 	}
+	c := r.Candidates[k-1]
+	var b [32]byte
+	dist, _ := strconv.ParseFloat(string(strconv.AppendFloat(b[:0], c.DistanceKm, 'f', 3, 64)), 64)
 	at := time.UnixMilli(now.UnixMilli()).UTC()
 	return engine.Hold{
-		ID: r.HoldID, SaleID: saleID, StoreID: store, UserID: r.UserID, Quantity: r.Quantity, DistanceKm: dist,
-		State: engine.HoldHeld, CreatedAt: at, ExpiresAt: time.UnixMilli(exp).UTC(), UpdatedAt: at,
+		ID: r.HoldID, SaleID: saleID, StoreID: c.StoreID, UserID: r.UserID, Quantity: r.Quantity, DistanceKm: dist,
+		State: engine.HoldHeld, CreatedAt: at, ExpiresAt: time.UnixMilli(expiresMs).UTC(), UpdatedAt: at,
 	}, nil
 }
 

@@ -620,7 +620,7 @@ func TestBatchSeesEarlierRequests(t *testing.T) {
 	f := newFixture(t)
 	stores := lineStores(testenv.ID("b-"), 2)
 	sale := f.newSale(stores, []int{2, 1}, nil)
-	cands := []engine.Candidate{{StoreID: stores[0].ID, DistanceKm: 0.1}, {StoreID: stores[1].ID, DistanceKm: 0.7}}
+	cands := []engine.Candidate{{StoreID: stores[0].ID, DistanceKm: 0.1}, {StoreID: stores[1].ID, DistanceKm: 0.70049}}
 	req := func(hold, user, key string) engine.LedgerReserve {
 		return engine.LedgerReserve{HoldID: sale.ID + "." + hold, UserID: user, Key: key, Quantity: 1, Candidates: cands}
 	}
@@ -649,6 +649,21 @@ func TestBatchSeesEarlierRequests(t *testing.T) {
 	want := []string{"h1@0", "replay h1", engine.ErrLimitReached.Error(), "h3@0", "h4@1", engine.ErrSoldOut.Error()}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("outcomes %q, want %q", got, want)
+	}
+	// What the batch answered for each hold it created is what it stored:
+	// the store of the candidate taken, its distance to the metre, and
+	// the expiry.
+	for _, i := range []int{0, 3, 4} {
+		stored, err := f.ledger.Hold(f.ctx, sale.ID, outs[i].Hold.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if outs[i].Hold != stored || !stored.ExpiresAt.Equal(t0.Add(time.Minute+time.Duration(sale.HoldTTLSeconds)*time.Second)) {
+			t.Fatalf("request %d answered %+v, stored %+v", i, outs[i].Hold, stored)
+		}
+	}
+	if d := outs[4].Hold.DistanceKm; d != 0.7 {
+		t.Fatalf("distance %v at the second candidate, want 0.7 (to the metre)", d)
 	}
 	st := f.stock(sale.ID)
 	if st.Remaining != 0 || st.Held != 3 || st.Stores[stores[0].ID].Held != 2 || st.Stores[stores[1].ID].Held != 1 {

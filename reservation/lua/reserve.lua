@@ -9,14 +9,24 @@
 -- still sees every earlier one. The batch's creations are one outbox entry
 -- (type hold.created, field holds: the records, one per line), so that the
 -- stream costs one command per batch, not one per hold.
+--
+-- This script runs once per batch on the sale's single Redis thread, so it
+-- is written for that thread's time: Lua strings are interned (each new one
+-- is hashed and allocated), so the per-request work makes as few as it can.
+-- The caller builds the idempotency entries' names, a created request is
+-- answered by a number rather than a string, values shared by the batch are
+-- formatted once, and a hold record is one concatenation.
 -- KEYS[1] meta  KEYS[2] stock  KEYS[3] buyers  KEYS[4] holds
 -- KEYS[5] expiry  KEYS[6] outbox
 -- ARGV[1] now_ms  ARGV[2] n requests, then five per request:
---   hold_id, user, idempotency key, quantity, and the candidate stores as
---   one string "store km store km ..." (nearest first; ids hold no spaces)
--- Returns one string per request:
---   "c <store> <km> <expires_ms>"  created
---   "r<hold record JSON>"          replay of an earlier request's hold
+--   hold_id, user, idempotency entry ("r:<len(user)>:<user>:<key>"; the
+--   user's length keeps (user, key) pairs from colliding), quantity (a
+--   decimal integer), and the candidate stores as one string
+--   "store km store km ..." (nearest first; ids hold no spaces)
+-- Returns n + 1 values: one per request, then the expiry (ms) of the holds
+-- this call created:
+--   k (an integer)         created at the request's k-th candidate store
+--   "r<hold record JSON>"  replay of an earlier request's hold
 --   not_started, ended, limit_reached, sold_out, no_store_stock or
 --   unknown_sale
 local now = tonumber(ARGV[1])
@@ -25,6 +35,7 @@ local out = {}
 local m = redis.call('HMGET', KEYS[1], 'start', 'end', 'limit', 'ttl')
 if not m[1] then
   for r = 1, n do out[r] = 'unknown_sale' end
+  out[n + 1] = 0
   return out
 end
 local start, stop, limit, ttl = tonumber(m[1]), tonumber(m[2]), tonumber(m[3]), tonumber(m[4])
@@ -38,12 +49,10 @@ local function hmget(key, fields)
   end
   return vals
 end
--- The user's length keeps (user, key) pairs from colliding.
 local rks, users = {}, {}
 for r = 1, n do
-  local user = ARGV[4 + 5 * (r - 1)]
-  users[r] = user
-  rks[r] = 'r:' .. #user .. ':' .. user .. ':' .. ARGV[5 + 5 * (r - 1)]
+  users[r] = ARGV[4 + 5 * (r - 1)]
+  rks[r] = ARGV[5 + 5 * (r - 1)]
 end
 local prevs = hmget(KEYS[4], rks)
 if now < start or now >= stop then
@@ -53,6 +62,7 @@ if now < start or now >= stop then
   for r = 1, n do
     out[r] = prevs[r] and ('r' .. redis.call('HGET', KEYS[4], prevs[r])) or code
   end
+  out[n + 1] = 0
   return out
 end
 local had = hmget(KEYS[3], users)
@@ -60,15 +70,24 @@ local had = hmget(KEYS[3], users)
 -- Counters of the stock hash, read once and written back at the end: the
 -- global ones and those of every request's nearest store with one HMGET,
 -- any other when first needed.
-local stock, changed = {}, {}
+-- rkey and hkey hold the names of a store's counters, made once per store.
+local stock, changed, rkey, hkey = {}, {}, {}, {}
+-- Each request's nearest store and its distance, and where the next
+-- candidate starts: most requests get their nearest store, so the rest of
+-- the list is only read when it does not.
+local firsts, fdists, nexts = {}, {}, {}
 do
-  local fields, seen = {'g', 'gh'}, {}
+  local fields = {'g', 'gh'}
   for r = 1, n do
-    local first = string.match(ARGV[7 + 5 * (r - 1)], '^(%S+)')
-    if first and not seen[first] then
-      seen[first] = true
-      fields[#fields + 1] = 'r:' .. first
-      fields[#fields + 1] = 'h:' .. first
+    local _, e, s, d = string.find(ARGV[7 + 5 * (r - 1)], '^(%S+) (%S+) ?')
+    if s then
+      firsts[r], fdists[r], nexts[r] = s, d, e + 1
+      if not rkey[s] then
+        local rk, hk = 'r:' .. s, 'h:' .. s
+        rkey[s], hkey[s] = rk, hk
+        fields[#fields + 1] = rk
+        fields[#fields + 1] = hk
+      end
     end
   end
   local vals = hmget(KEYS[2], fields)
@@ -93,18 +112,21 @@ local bought, buyersChanged = {}, {}
 -- batch finds its hold here.
 local made = {}
 local holdArgs, expiryArgs, created = {}, {}, {}
-local ts = tostring(now)
-local exp = now + ttl
+local ts = ARGV[1]
+local exp = string.format('%d', now + ttl)
+-- The part of every record of this batch after the distance.
+local tail = '","state":"held","created":"' .. ts .. '","expires":"' .. exp .. '","updated":"' .. ts .. '"}'
 
 for r = 1, n do
   local a = 3 + 5 * (r - 1)
-  local hid, user, qty, cands = ARGV[a], users[r], tonumber(ARGV[a + 3]), ARGV[a + 4]
   local rk = rks[r]
   if made[rk] then
     out[r] = 'r' .. made[rk]
   elseif prevs[r] then
     out[r] = 'r' .. redis.call('HGET', KEYS[4], prevs[r])
   else
+    local user, qs = users[r], ARGV[a + 3]
+    local qty = tonumber(qs)
     local held = bought[user]
     if held == nil then
       held = tonumber(had[r] or '0')
@@ -114,38 +136,44 @@ for r = 1, n do
     elseif get('g') < qty then
       out[r] = 'sold_out'
     else
-      local store, dist
-      local p = 1
-      while true do
-        local _, e, s, d = string.find(cands, '^(%S+) (%S+) ?', p)
-        if not e then break end
-        if get('r:' .. s) >= qty then
-          store, dist = s, d
-          break
+      local store, dist, k = firsts[r], fdists[r], 1
+      if store and get(rkey[store]) < qty then
+        -- The nearest store is out: walk the rest of the candidates.
+        store = nil
+        local cands, p = ARGV[a + 4], nexts[r]
+        while true do
+          local _, e, s, d = string.find(cands, '^(%S+) (%S+) ?', p)
+          if not e then break end
+          k = k + 1
+          if not rkey[s] then rkey[s], hkey[s] = 'r:' .. s, 'h:' .. s end
+          if get(rkey[s]) >= qty then
+            store, dist = s, d
+            break
+          end
+          p = e + 1
         end
-        p = e + 1
       end
       if not store then
         out[r] = 'no_store_stock'
       else
         add('g', -qty)
         add('gh', qty)
-        add('r:' .. store, -qty)
-        add('h:' .. store, qty)
+        add(rkey[store], -qty)
+        add(hkey[store], qty)
         if not buyersChanged[user] then buyersChanged[user] = true; buyersChanged[#buyersChanged + 1] = user end
         bought[user] = held + qty
         -- Ids are validated to letters, digits and "_.:@+-": nothing to
-        -- escape, and string.format is cheaper than cjson for this shape.
-        local rec = string.format(
-          '{"id":"%s","user":"%s","store":"%s","qty":%d,"dist":"%s","state":"held","created":"%s","expires":"%d","updated":"%s"}',
-          hid, user, store, qty, dist, ts, exp, ts)
+        -- escape.
+        local hid = ARGV[a]
+        local rec = '{"id":"' .. hid .. '","user":"' .. user .. '","store":"' .. store ..
+          '","qty":' .. qs .. ',"dist":"' .. dist .. tail
         made[rk] = rec
         local h = #holdArgs
         holdArgs[h + 1], holdArgs[h + 2], holdArgs[h + 3], holdArgs[h + 4] = hid, rec, rk, hid
         local x = #expiryArgs
         expiryArgs[x + 1], expiryArgs[x + 2] = exp, hid
         created[#created + 1] = rec
-        out[r] = 'c ' .. store .. ' ' .. dist .. ' ' .. exp
+        out[r] = k
       end
     end
   end
@@ -164,14 +192,20 @@ if #changed > 0 then
     a[#a + 1] = string.format('%d', stock[f])
   end
   write('HSET', KEYS[2], a)
-  local b = {}
+  -- Shoppers' counts are small numbers shared by many: each is formatted
+  -- once.
+  local b, nums = {}, {}
   for _, u in ipairs(buyersChanged) do
+    local v = bought[u]
+    local vs = nums[v]
+    if not vs then vs = string.format('%d', v); nums[v] = vs end
     b[#b + 1] = u
-    b[#b + 1] = string.format('%d', bought[u])
+    b[#b + 1] = vs
   end
   write('HSET', KEYS[3], b)
   write('HSET', KEYS[4], holdArgs)
   write('ZADD', KEYS[5], expiryArgs)
   redis.call('XADD', KEYS[6], '*', 'type', 'hold.created', 'at', ts, 'holds', table.concat(created, '\n'))
 end
+out[n + 1] = exp
 return out
