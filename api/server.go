@@ -506,9 +506,12 @@ type holdView struct {
 
 func (s *Server) reserve(c context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
 	var b reserveBody
-	if err := decode(ctx, &b); err != nil {
-		s.metrics.reservations.WithLabelValues("invalid").Inc()
-		return err
+	if !parseReserveBody(ctx.PostBody(), &b) {
+		b = reserveBody{}
+		if err := decode(ctx, &b); err != nil {
+			s.metrics.reservations.WithLabelValues("invalid").Inc()
+			return err
+		}
 	}
 	req := engine.ReserveRequest{SaleID: seg[2], StoreID: b.StoreID, IdempotencyKey: string(ctx.Request.Header.Peek("Idempotency-Key"))}
 	res, err := s.doReserve(c, ctx, b, req)

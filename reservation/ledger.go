@@ -203,7 +203,7 @@ func (l *Ledger) CreateSale(ctx context.Context, s engine.Sale) error {
 	for id, q := range s.Allocations {
 		args = append(args, id, q)
 	}
-	v, err := l.run(ctx, l.createSale, keys(s.ID)[:2], args...)
+	v, err := l.run(ctx, l.createSale, keys(s.ID)[:3], args...)
 	if err != nil {
 		return err
 	}

@@ -443,9 +443,10 @@ func TestExpireAndCancelRace(t *testing.T) {
 				t.Fatalf("hold %s: %d cancelled, %d expired, %d created events", h.ID, c, e, terminal[h.ID+":held"])
 			}
 		}
-		n, err := f.rdb.HLen(f.ctx, "{s:"+sale.ID+"}:buyers").Result()
-		if err != nil || n != 0 {
-			t.Fatalf("buyers left: %d %v", n, err)
+		// Every shopper's count is gone; the hash keeps only its note.
+		left, err := f.rdb.HKeys(f.ctx, "{s:"+sale.ID+"}:buyers").Result()
+		if err != nil || len(left) != 1 || left[0] != "(about)" {
+			t.Fatalf("buyers left: %q %v", left, err)
 		}
 		t.Logf("race outcomes: %v", outcomes)
 	})
@@ -714,5 +715,19 @@ func TestBatchSeesEarlierRequests(t *testing.T) {
 	}
 	if !errors.Is(late[0].Err, engine.ErrEnded) || !late[1].Replayed || late[1].Hold.ID != sale.ID+".h4" || late[1].Hold.StoreID != stores[1].ID {
 		t.Fatalf("after the end: %+v", late)
+	}
+}
+
+// TestSaleHashesAreHashTables: a new sale's stock and buyers hashes are
+// hash tables from the start, not listpacks Redis scans field by field on
+// every lookup of a reservation batch.
+func TestSaleHashesAreHashTables(t *testing.T) {
+	f := newFixture(t)
+	sale := f.newSale(lineStores(testenv.ID("enc"), 3), []int{1, 1, 1}, nil)
+	for _, k := range []string{"stock", "buyers"} {
+		enc, err := f.rdb.ObjectEncoding(f.ctx, "{s:"+sale.ID+"}:"+k).Result()
+		if err != nil || enc != "hashtable" {
+			t.Fatalf("%s hash encoded as %q (%v), want hashtable", k, enc, err)
+		}
 	}
 }
