@@ -27,6 +27,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -94,6 +95,7 @@ type row struct {
 	name       string
 	peak, at80 summary
 	allocs     float64 // heap allocations per request in the whole process
+	batch      float64 // reservations per ledger call at peak (0: no engine)
 	firstErr   error
 }
 
@@ -193,6 +195,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	peaks := make([][]result, len(todo))
 	at80s := make([][]result, len(todo))
 	allocs := make([]float64, len(todo))
+	calls, holds := make([]int64, len(todo)), make([]int64, len(todo))
 	for round := range o.rounds {
 		for i, sc := range todo {
 			fmt.Fprintf(os.Stderr, "round %d/%d: %s …\n", round+1, o.rounds, sc.name)
@@ -203,7 +206,10 @@ func run(ctx context.Context, o options, w io.Writer) error {
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
 			before := ms.Mallocs
+			c0, h0 := f.calls.Load(), f.holds.Load()
 			peak := closedLoop(ctx, o.workers, o.duration, fn)
+			calls[i] += f.calls.Load() - c0
+			holds[i] += f.holds.Load() - h0
 			runtime.ReadMemStats(&ms)
 			allocs[i] += float64(ms.Mallocs-before) / math.Max(1, float64(peak.ops+peak.errs)) / float64(o.rounds)
 			at80 := openLoop(ctx, o.workers, 0.8*peak.rate(), o.duration, fn)
@@ -214,6 +220,9 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	rows := make([]row, len(todo))
 	for i, sc := range todo {
 		rows[i] = row{name: sc.name, peak: summarize(peaks[i]), at80: summarize(at80s[i]), allocs: allocs[i]}
+		if calls[i] > 0 {
+			rows[i].batch = float64(holds[i]) / float64(calls[i])
+		}
 		for _, r := range append(peaks[i], at80s[i]...) {
 			if r.firstErr != nil {
 				rows[i].firstErr = r.firstErr
@@ -228,13 +237,18 @@ func run(ctx context.Context, o options, w io.Writer) error {
 func report(w io.Writer, rows []row) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
-	fmt.Fprintln(tw, "scenario\tpeak ops/s\t(range)\tp50 ms\tp99 ms\tp999 ms\terrors\t80%: ops/s\tp50 ms\tp99 ms\tp999 ms\terrors\tallocs/op\t")
+	fmt.Fprintln(tw, "scenario\tpeak ops/s\t(range)\tp50 ms\tp99 ms\tp999 ms\terrors\t80%: ops/s\tp50 ms\tp99 ms\tp999 ms\terrors\tallocs/op\tbatch\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f-%.0f\t%s\t%s\t%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t%.1f\t\n", r.name,
+		batch := "-"
+		if r.batch > 0 {
+			batch = fmt.Sprintf("%.1f", r.batch)
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f-%.0f\t%s\t%s\t%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t%.1f\t%s\t\n", r.name,
 			r.peak.rate, r.peak.minRate, r.peak.maxRate, ms(r.peak.p50), ms(r.peak.p99), ms(r.peak.p999), r.peak.errs,
-			r.at80.rate, ms(r.at80.p50), ms(r.at80.p99), ms(r.at80.p999), r.at80.errs, r.allocs)
+			r.at80.rate, ms(r.at80.p50), ms(r.at80.p99), ms(r.at80.p999), r.at80.errs, r.allocs, batch)
 	}
 	tw.Flush()
+	fmt.Fprintln(w, "batch: reservations per script call at peak, for the scenarios that go through the engine's coalescer")
 	for _, r := range rows {
 		if r.firstErr != nil {
 			fmt.Fprintf(w, "first error of %s: %v\n", r.name, r.firstErr)
@@ -287,6 +301,9 @@ type fixture struct {
 	points []geo.Point
 	cands  [][]engine.Candidate // the 8 nearest stores of each point, as the engine offers first
 	sales  []string
+	// calls and holds count the coalescer's ledger calls and the
+	// reservations they carried.
+	calls, holds atomic.Int64
 }
 
 const benchLat, benchLon = 52.52, 13.405
@@ -307,6 +324,10 @@ func newFixture(ctx context.Context, o options) (*fixture, error) {
 		return nil, err
 	}
 	cc := o.coalesce
+	cc.OnBatch = func(n int, _ time.Duration, _ error) {
+		f.calls.Add(1)
+		f.holds.Add(int64(n))
+	}
 	if f.eng, err = engine.New(engine.Config{Ledger: f.ledger, Coalesce: &cc}); err != nil {
 		return nil, err
 	}
