@@ -69,13 +69,15 @@ local had = hmget(KEYS[3], users)
 
 -- Counters of the stock hash, read once and written back at the end: the
 -- global ones and those of every request's nearest store with one HMGET,
--- any other when first needed.
--- rkey and hkey hold the names of a store's counters, made once per store.
-local stock, changed, rkey, hkey = {}, {}, {}, {}
+-- any other when first needed. The global ones live in locals; a store's
+-- are in stock under their field names, which rkey and hkey make once per
+-- store.
+local stock, rkey, hkey = {}, {}, {}
 -- Each request's nearest store and its distance, and where the next
 -- candidate starts: most requests get their nearest store, so the rest of
 -- the list is only read when it does not.
 local firsts, fdists, nexts = {}, {}, {}
+local g, gh
 do
   local fields = {'g', 'gh'}
   for r = 1, n do
@@ -92,8 +94,10 @@ do
   end
   local vals = hmget(KEYS[2], fields)
   for j = 1, #fields do stock[fields[j]] = tonumber(vals[j] or '0') end
+  g, gh = stock.g, stock.gh
 end
-local function get(f)
+-- count returns a store counter, reading it from Redis the first time.
+local function count(f)
   local v = stock[f]
   if v == nil then
     v = tonumber(redis.call('HGET', KEYS[2], f) or '0')
@@ -101,11 +105,8 @@ local function get(f)
   end
   return v
 end
-local function add(f, d)
-  local v = get(f) + d
-  if not changed[f] then changed[f] = true; changed[#changed + 1] = f end
-  stock[f] = v
-end
+-- Stores whose counters changed, to write back.
+local touched, isTouched = {}, {}
 -- Units each shopper holds, from the batch's earlier requests or Redis.
 local bought, buyersChanged = {}, {}
 -- Records this batch created, by idempotency entry: a replay inside the
@@ -114,8 +115,10 @@ local made = {}
 local holdArgs, expiryArgs, created = {}, {}, {}
 local ts = ARGV[1]
 local exp = string.format('%d', now + ttl)
--- The part of every record of this batch after the distance.
+-- The part of every record of this batch after the distance, and the part
+-- between the user and the distance for each store (quantity 1).
 local tail = '","state":"held","created":"' .. ts .. '","expires":"' .. exp .. '","updated":"' .. ts .. '"}'
+local mid1 = {}
 
 for r = 1, n do
   local a = 3 + 5 * (r - 1)
@@ -126,18 +129,19 @@ for r = 1, n do
     out[r] = 'r' .. redis.call('HGET', KEYS[4], prevs[r])
   else
     local user, qs = users[r], ARGV[a + 3]
-    local qty = tonumber(qs)
+    local qty = qs == '1' and 1 or tonumber(qs)
     local held = bought[user]
     if held == nil then
-      held = tonumber(had[r] or '0')
+      local hv = had[r]
+      held = hv and tonumber(hv) or 0
     end
     if held + qty > limit then
       out[r] = 'limit_reached'
-    elseif get('g') < qty then
+    elseif g < qty then
       out[r] = 'sold_out'
     else
       local store, dist, k = firsts[r], fdists[r], 1
-      if store and get(rkey[store]) < qty then
+      if store and stock[rkey[store]] < qty then
         -- The nearest store is out: walk the rest of the candidates.
         store = nil
         local cands, p = ARGV[a + 4], nexts[r]
@@ -146,7 +150,7 @@ for r = 1, n do
           if not e then break end
           k = k + 1
           if not rkey[s] then rkey[s], hkey[s] = 'r:' .. s, 'h:' .. s end
-          if get(rkey[s]) >= qty then
+          if count(rkey[s]) >= qty then
             store, dist = s, d
             break
           end
@@ -156,17 +160,27 @@ for r = 1, n do
       if not store then
         out[r] = 'no_store_stock'
       else
-        add('g', -qty)
-        add('gh', qty)
-        add(rkey[store], -qty)
-        add(hkey[store], qty)
-        if not buyersChanged[user] then buyersChanged[user] = true; buyersChanged[#buyersChanged + 1] = user end
+        g, gh = g - qty, gh + qty
+        local rf, hf = rkey[store], hkey[store]
+        stock[rf] = stock[rf] - qty
+        stock[hf] = count(hf) + qty
+        if not isTouched[store] then isTouched[store] = true; touched[#touched + 1] = store end
+        if bought[user] == nil then buyersChanged[#buyersChanged + 1] = user end
         bought[user] = held + qty
         -- Ids are validated to letters, digits and "_.:@+-": nothing to
         -- escape.
+        local mid
+        if qty == 1 then
+          mid = mid1[store]
+          if not mid then
+            mid = '","store":"' .. store .. '","qty":1,"dist":"'
+            mid1[store] = mid
+          end
+        else
+          mid = '","store":"' .. store .. '","qty":' .. qs .. ',"dist":"'
+        end
         local hid = ARGV[a]
-        local rec = '{"id":"' .. hid .. '","user":"' .. user .. '","store":"' .. store ..
-          '","qty":' .. qs .. ',"dist":"' .. dist .. tail
+        local rec = '{"id":"' .. hid .. '","user":"' .. user .. mid .. dist .. tail
         made[rk] = rec
         local h = #holdArgs
         holdArgs[h + 1], holdArgs[h + 2], holdArgs[h + 3], holdArgs[h + 4] = hid, rec, rk, hid
@@ -185,11 +199,14 @@ local function write(cmd, key, args)
     redis.call(cmd, key, unpack(args, s, math.min(s + 3999, #args)))
   end
 end
-if #changed > 0 then
-  local a = {}
-  for _, f in ipairs(changed) do
-    a[#a + 1] = f
-    a[#a + 1] = string.format('%d', stock[f])
+if #touched > 0 then
+  local a = {'g', string.format('%d', g), 'gh', string.format('%d', gh)}
+  for _, st in ipairs(touched) do
+    local rf, hf = rkey[st], hkey[st]
+    a[#a + 1] = rf
+    a[#a + 1] = string.format('%d', stock[rf])
+    a[#a + 1] = hf
+    a[#a + 1] = string.format('%d', stock[hf])
   end
   write('HSET', KEYS[2], a)
   -- Shoppers' counts are small numbers shared by many: each is formatted
