@@ -6,13 +6,15 @@
 // touches one Redis Cluster slot, and scripts see keys only through KEYS:
 //
 //	{s:<id>}:meta    hash: window, limit, TTL, sale JSON, initial counts
-//	{s:<id>}:stock   hash: g/gh/gc global remaining/held/confirmed,
-//	                 r:/h:/c:<store> per-store remaining/held/confirmed
+//	{s:<id>}:stock   hash: g/gc global remaining/confirmed, r:/c:<store>
+//	                 per-store remaining/confirmed (held is derived:
+//	                 initial - remaining - confirmed)
 //	{s:<id>}:buyers  hash: user → units held or confirmed
 //	{s:<id>}:holds   hash: hold id → hold record JSON,
 //	                 r:<len>:<user>:<key> → hold id (idempotency)
 //	{s:<id>}:expiry  sorted set: hold id scored by expiry (ms)
-//	{s:<id>}:outbox  stream: one event per hold transition
+//	{s:<id>}:outbox  stream: hold transitions (reserve writes one entry
+//	                 per batch, its records one per line)
 //
 // Two keys outside any sale list what exists: <ns>:stores (hash of store
 // JSON) and <ns>:sales (set of sale ids).

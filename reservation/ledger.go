@@ -478,22 +478,25 @@ func (l *Ledger) Stock(ctx context.Context, saleID string) (engine.Stock, error)
 		return engine.Stock{}, fmt.Errorf("sale %q: %w", saleID, engine.ErrUnknownSale)
 	}
 	num := func(m map[string]string, f string) int { n, _ := strconv.Atoi(m[f]); return n }
+	// Held units are not counted but derived: the scripts keep what is
+	// left and what is confirmed (see create_sale.lua).
 	st := engine.Stock{
 		Initial:   num(m, "initial"),
 		Remaining: num(s, "g"),
-		Held:      num(s, "gh"),
 		Confirmed: num(s, "gc"),
 		Stores:    map[string]engine.StoreStock{},
 	}
+	st.Held = st.Initial - st.Remaining - st.Confirmed
 	for f := range m {
 		if id, ok := strings.CutPrefix(f, "i:"); ok {
-			st.Stores[id] = engine.StoreStock{
+			ss := engine.StoreStock{
 				StoreID:   id,
 				Initial:   num(m, f),
 				Remaining: num(s, "r:"+id),
-				Held:      num(s, "h:"+id),
 				Confirmed: num(s, "c:"+id),
 			}
+			ss.Held = ss.Initial - ss.Remaining - ss.Confirmed
+			st.Stores[id] = ss
 		}
 	}
 	return st, nil

@@ -399,7 +399,9 @@ func TestAuditReportsBrokenInvariants(t *testing.T) {
 	if err := db.ApplyEvents(ctx, []engine.Event{ghost}); err != nil {
 		t.Fatal(err)
 	}
-	if err := testenv.Redis(t).HIncrBy(ctx, "{s:"+saleID+"}:stock", "gh", 1).Err(); err != nil {
+	// One unit goes missing from the sale's counter: the counters now say
+	// one more is held than the hold records do.
+	if err := testenv.Redis(t).HIncrBy(ctx, "{s:"+saleID+"}:stock", "g", -1).Err(); err != nil {
 		t.Fatal(err)
 	}
 

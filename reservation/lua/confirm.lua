@@ -16,9 +16,7 @@ if tonumber(h.expires) <= now then
   return {'expired', release(h, 'expired', now)}
 end
 local q = tonumber(h.qty)
-redis.call('HINCRBY', KEYS[2], 'gh', -q)
 redis.call('HINCRBY', KEYS[2], 'gc', q)
-redis.call('HINCRBY', KEYS[2], 'h:' .. h.store, -q)
 redis.call('HINCRBY', KEYS[2], 'c:' .. h.store, q)
 redis.call('ZREM', KEYS[5], h.id)
 h.state = 'confirmed'

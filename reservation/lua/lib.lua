@@ -27,9 +27,7 @@ end
 local function release(h, state, now)
   local q = tonumber(h.qty)
   redis.call('HINCRBY', KEYS[2], 'g', q)
-  redis.call('HINCRBY', KEYS[2], 'gh', -q)
   redis.call('HINCRBY', KEYS[2], 'r:' .. h.store, q)
-  redis.call('HINCRBY', KEYS[2], 'h:' .. h.store, -q)
   if redis.call('HINCRBY', KEYS[3], h.user, -q) <= 0 then
     redis.call('HDEL', KEYS[3], h.user)
   end

@@ -67,36 +67,36 @@ if now < start or now >= stop then
 end
 local had = hmget(KEYS[3], users)
 
--- Counters of the stock hash, read once and written back at the end: the
--- global ones and those of every request's nearest store with one HMGET,
--- any other when first needed. The global ones live in locals; a store's
--- are in stock under their field names, which rkey and hkey make once per
--- store.
-local stock, rkey, hkey = {}, {}, {}
+-- Units left, of the sale and of stores, read once and written back at the
+-- end: the sale's and every request's nearest store's with one HMGET, any
+-- other store's when first needed. (Held units are derived: initial less
+-- left less confirmed.) The sale's lives in a local; a store's is in stock
+-- under its field name, which rkey makes once per store.
+local stock, rkey = {}, {}
 -- Each request's nearest store and its distance, and where the next
 -- candidate starts: most requests get their nearest store, so the rest of
 -- the list is only read when it does not.
 local firsts, fdists, nexts = {}, {}, {}
-local g, gh
+local g
 do
-  local fields = {'g', 'gh'}
+  local fields = {'g'}
   for r = 1, n do
     local _, e, s, d = string.find(ARGV[7 + 5 * (r - 1)], '^(%S+) (%S+) ?')
     if s then
       firsts[r], fdists[r], nexts[r] = s, d, e + 1
       if not rkey[s] then
-        local rk, hk = 'r:' .. s, 'h:' .. s
-        rkey[s], hkey[s] = rk, hk
+        local rk = 'r:' .. s
+        rkey[s] = rk
         fields[#fields + 1] = rk
-        fields[#fields + 1] = hk
       end
     end
   end
   local vals = hmget(KEYS[2], fields)
   for j = 1, #fields do stock[fields[j]] = tonumber(vals[j] or '0') end
-  g, gh = stock.g, stock.gh
+  g = stock.g
 end
--- count returns a store counter, reading it from Redis the first time.
+-- count returns a store's units left, reading them from Redis the first
+-- time.
 local function count(f)
   local v = stock[f]
   if v == nil then
@@ -149,7 +149,7 @@ for r = 1, n do
           local _, e, s, d = string.find(cands, '^(%S+) (%S+) ?', p)
           if not e then break end
           k = k + 1
-          if not rkey[s] then rkey[s], hkey[s] = 'r:' .. s, 'h:' .. s end
+          if not rkey[s] then rkey[s] = 'r:' .. s end
           if count(rkey[s]) >= qty then
             store, dist = s, d
             break
@@ -160,10 +160,9 @@ for r = 1, n do
       if not store then
         out[r] = 'no_store_stock'
       else
-        g, gh = g - qty, gh + qty
-        local rf, hf = rkey[store], hkey[store]
+        g = g - qty
+        local rf = rkey[store]
         stock[rf] = stock[rf] - qty
-        stock[hf] = count(hf) + qty
         if not isTouched[store] then isTouched[store] = true; touched[#touched + 1] = store end
         if bought[user] == nil then buyersChanged[#buyersChanged + 1] = user end
         bought[user] = held + qty
@@ -200,13 +199,11 @@ local function write(cmd, key, args)
   end
 end
 if #touched > 0 then
-  local a = {'g', string.format('%d', g), 'gh', string.format('%d', gh)}
+  local a = {'g', string.format('%d', g)}
   for _, st in ipairs(touched) do
-    local rf, hf = rkey[st], hkey[st]
+    local rf = rkey[st]
     a[#a + 1] = rf
     a[#a + 1] = string.format('%d', stock[rf])
-    a[#a + 1] = hf
-    a[#a + 1] = string.format('%d', stock[hf])
   end
   write('HSET', KEYS[2], a)
   -- Shoppers' counts are small numbers shared by many: each is formatted
