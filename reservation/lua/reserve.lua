@@ -40,8 +40,12 @@ if not m[1] then
 end
 local start, stop, limit, ttl = tonumber(m[1]), tonumber(m[2]), tonumber(m[3]), tonumber(m[4])
 
--- Read a hash's fields in slices, well below Lua's limit on unpacked values.
+-- Read a hash's fields; in slices, well below Lua's limit on unpacked
+-- values, when there are many.
 local function hmget(key, fields)
+  if #fields <= 4000 then
+    return redis.call('HMGET', key, unpack(fields))
+  end
   local vals = {}
   for s = 1, #fields, 4000 do
     local part = redis.call('HMGET', key, unpack(fields, s, math.min(s + 3999, #fields)))
@@ -76,14 +80,16 @@ local stock, rkey = {}, {}
 -- Each request's nearest store and its distance, and where the next
 -- candidate starts: most requests get their nearest store, so the rest of
 -- the list is only read when it does not.
-local firsts, fdists, nexts = {}, {}, {}
+-- (cand[3r-2], cand[3r-1], cand[3r]: one table rather than three, as
+-- every table costs the script time.)
+local cand = {}
 local g
 do
   local fields = {'g'}
   for r = 1, n do
     local _, e, s, d = string.find(ARGV[7 + 5 * (r - 1)], '^(%S+) (%S+) ?')
     if s then
-      firsts[r], fdists[r], nexts[r] = s, d, e + 1
+      cand[3 * r - 2], cand[3 * r - 1], cand[3 * r] = s, d, e + 1
       if not rkey[s] then
         local rk = 'r:' .. s
         rkey[s] = rk
@@ -105,8 +111,9 @@ local function count(f)
   end
   return v
 end
--- Stores whose counters changed, to write back.
-local touched, isTouched = {}, {}
+-- Stores whose counters changed, to write back: touched[i] lists them and
+-- touched[store] marks them.
+local touched = {}
 -- Units each shopper holds, from the batch's earlier requests or Redis.
 local bought, buyersChanged = {}, {}
 -- Records this batch created, by idempotency entry: a replay inside the
@@ -140,11 +147,11 @@ for r = 1, n do
     elseif g < qty then
       out[r] = 'sold_out'
     else
-      local store, dist, k = firsts[r], fdists[r], 1
+      local store, dist, k = cand[3 * r - 2], cand[3 * r - 1], 1
       if store and stock[rkey[store]] < qty then
         -- The nearest store is out: walk the rest of the candidates.
         store = nil
-        local cands, p = ARGV[a + 4], nexts[r]
+        local cands, p = ARGV[a + 4], cand[3 * r]
         while true do
           local _, e, s, d = string.find(cands, '^(%S+) (%S+) ?', p)
           if not e then break end
@@ -163,7 +170,7 @@ for r = 1, n do
         g = g - qty
         local rf = rkey[store]
         stock[rf] = stock[rf] - qty
-        if not isTouched[store] then isTouched[store] = true; touched[#touched + 1] = store end
+        if not touched[store] then touched[store] = true; touched[#touched + 1] = store end
         if bought[user] == nil then buyersChanged[#buyersChanged + 1] = user end
         bought[user] = held + qty
         -- Ids are validated to letters, digits and "_.:@+-": nothing to
