@@ -70,8 +70,9 @@ type Ledger interface {
 	// ErrForbidden, ErrHoldConfirmed or ErrHoldExpired. Cancelling a
 	// cancelled hold returns it unchanged.
 	Cancel(ctx context.Context, saleID, holdID string, who Actor, now time.Time) (Hold, error)
-	// ExpireDue expires at most max holds whose time ran out by now and
-	// returns them.
+	// ExpireDue expires holds whose time ran out by now, about max of them
+	// (an implementation that keeps one expiry entry for several holds may
+	// go past max by one entry's holds), and returns them.
 	ExpireDue(ctx context.Context, saleID string, now time.Time, max int) ([]Hold, error)
 	// Hold loads one hold; ErrUnknownHold when there is none.
 	Hold(ctx context.Context, saleID, holdID string) (Hold, error)

@@ -11,8 +11,11 @@
 //	                 initial - remaining - confirmed)
 //	{s:<id>}:buyers  hash: user → units held or confirmed
 //	{s:<id>}:holds   hash: hold id → hold record JSON,
-//	                 r:<len>:<user>:<key> → hold id (idempotency)
-//	{s:<id>}:expiry  sorted set: hold id scored by expiry (ms)
+//	                 r:<len>:<user>:<key> → hold id (idempotency),
+//	                 x:<hold id> → the ids of a reserve batch's holds
+//	{s:<id>}:expiry  sorted set scored by expiry (ms): x:<hold id> for a
+//	                 reserve batch (its holds share their expiry), or a
+//	                 hold id
 //	{s:<id>}:outbox  stream: hold transitions (reserve writes one entry
 //	                 per batch, its records one per line)
 //

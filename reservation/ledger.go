@@ -445,8 +445,8 @@ func (l *Ledger) Holds(ctx context.Context, saleID string) ([]engine.Hold, error
 			return nil, unavailable(err)
 		}
 		for i := 0; i+1 < len(kv); i += 2 {
-			if strings.HasPrefix(kv[i], "r:") {
-				continue
+			if strings.HasPrefix(kv[i], "r:") || strings.HasPrefix(kv[i], "x:") {
+				continue // an idempotency entry or a batch's expiry list
 			}
 			h, err := decodeHold(saleID, kv[i+1])
 			if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -705,8 +706,15 @@ func TestBatchSeesEarlierRequests(t *testing.T) {
 	if !again[0].Replayed || again[0].Hold.ID != sale.ID+".h1" || !errors.Is(again[1].Err, engine.ErrLimitReached) {
 		t.Fatalf("after the batch: %+v", again)
 	}
-	if n, err := f.rdb.ZCard(f.ctx, "{s:"+sale.ID+"}:expiry").Result(); err != nil || n != 3 {
-		t.Fatalf("%d expiries (%v), want 3", n, err)
+	// The batch's three holds share one expiry entry, which lists them.
+	expiries, err := f.rdb.ZRangeWithScores(f.ctx, "{s:"+sale.ID+"}:expiry", 0, -1).Result()
+	if err != nil || len(expiries) != 1 || expiries[0].Member != "x:"+sale.ID+".h1" ||
+		int64(expiries[0].Score) != t0.Add(time.Minute+time.Duration(sale.HoldTTLSeconds)*time.Second).UnixMilli() {
+		t.Fatalf("expiry entries %+v (%v), want one for the batch", expiries, err)
+	}
+	if list, err := f.rdb.HGet(f.ctx, "{s:"+sale.ID+"}:holds", "x:"+sale.ID+".h1").Result(); err != nil ||
+		list != sale.ID+".h1 "+sale.ID+".h3 "+sale.ID+".h4" {
+		t.Fatalf("batch's expiry list %q (%v)", list, err)
 	}
 	// After the end, a batch still answers replays and creates nothing.
 	late, err := f.ledger.Reserve(f.ctx, sale.ID, sale.EndsAt, []engine.LedgerReserve{req("h11", "u5", "k1"), req("h12", "u3", "k1")})
@@ -729,5 +737,76 @@ func TestSaleHashesAreHashTables(t *testing.T) {
 		if err != nil || enc != "hashtable" {
 			t.Fatalf("%s hash encoded as %q (%v), want hashtable", k, enc, err)
 		}
+	}
+}
+
+// TestExpiryOfABatch expires the holds of one batch, which share one
+// expiry entry, after one was confirmed and one cancelled: only the one
+// still held expires and gives its unit back, and the entry and its list
+// are gone. An entry of a single hold id (as sales created by earlier
+// versions have) still expires its hold.
+func TestExpiryOfABatch(t *testing.T) {
+	f := newFixture(t)
+	stores := lineStores(testenv.ID("xb-"), 1)
+	sale := f.newSale(stores, []int{10}, func(s *engine.Sale) { s.PerUserLimit = 5 })
+	cands := []engine.Candidate{{StoreID: stores[0].ID, DistanceKm: 0.1}}
+	var reqs []engine.LedgerReserve
+	for i := range 4 {
+		reqs = append(reqs, engine.LedgerReserve{HoldID: fmt.Sprintf("%s.h%d", sale.ID, i), UserID: fmt.Sprint("u", i), Key: "k", Quantity: 1, Candidates: cands})
+	}
+	at := t0.Add(time.Minute)
+	outs, err := f.ledger.Reserve(f.ctx, sale.ID, at, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range outs {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+	}
+	if _, err := f.ledger.Confirm(f.ctx, sale.ID, sale.ID+".h0", engine.Actor{}, at); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ledger.Cancel(f.ctx, sale.ID, sale.ID+".h1", engine.Actor{}, at); err != nil {
+		t.Fatal(err)
+	}
+	// A single-hold entry, as older versions wrote, for h3: the batch's
+	// entry also lists it, and it must expire once.
+	key := "{s:" + sale.ID + "}:expiry"
+	if err := f.rdb.ZAdd(f.ctx, key, redis.Z{Score: float64(outs[3].Hold.ExpiresAt.UnixMilli()), Member: sale.ID + ".h3"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	expiry := outs[0].Hold.ExpiresAt
+	if got, err := f.ledger.ExpireDue(f.ctx, sale.ID, expiry.Add(-time.Millisecond), 100); err != nil || len(got) != 0 {
+		t.Fatalf("before the expiry: %d expired (%v)", len(got), err)
+	}
+	got, err := f.ledger.ExpireDue(f.ctx, sale.ID, expiry, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, h := range got {
+		if h.State != engine.HoldExpired {
+			t.Fatalf("expired hold %+v", h)
+		}
+		ids = append(ids, h.ID)
+	}
+	slices.Sort(ids)
+	if want := []string{sale.ID + ".h2", sale.ID + ".h3"}; !slices.Equal(ids, want) {
+		t.Fatalf("expired %v, want %v", ids, want)
+	}
+	if n, err := f.rdb.ZCard(f.ctx, key).Result(); err != nil || n != 0 {
+		t.Fatalf("%d expiry entries left (%v)", n, err)
+	}
+	if n, err := f.rdb.HExists(f.ctx, "{s:"+sale.ID+"}:holds", "x:"+sale.ID+".h0").Result(); err != nil || n {
+		t.Fatalf("the batch's list is still there (%v)", err)
+	}
+	st := f.stock(sale.ID)
+	if st.Remaining != 9 || st.Held != 0 || st.Confirmed != 1 {
+		t.Fatalf("stock %+v, want 9 left, 0 held, 1 confirmed", st)
+	}
+	holds, err := f.ledger.Holds(f.ctx, sale.ID)
+	if err != nil || len(holds) != 4 {
+		t.Fatalf("%d holds (%v), want the 4 records only", len(holds), err)
 	}
 }

@@ -4,8 +4,11 @@
 -- the sale is read once; the batch's idempotency entries, its shoppers'
 -- counts and the counters of the sale and of each request's nearest store
 -- are read with one command each, other counters when first needed; every
--- counter is written back once, and hold records, idempotency entries and
--- expiries are written with one command each. Each request
+-- counter is written back once, and hold records and idempotency entries
+-- are written with one command. The batch's holds share one expiry time
+-- and one expiry entry: "x:<first hold id>" in the expiry set, whose field
+-- of that name in the holds hash lists the batch's hold ids (expire.lua
+-- reads both kinds of entry: these and single hold ids). Each request
 -- still sees every earlier one. The batch's creations are one outbox entry
 -- (type hold.created, field holds: the records, one per line), so that the
 -- stream costs one command per batch, not one per hold.
@@ -119,7 +122,7 @@ local bought, buyersChanged = {}, {}
 -- Records this batch created, by idempotency entry: a replay inside the
 -- batch finds its hold here.
 local made = {}
-local holdArgs, expiryArgs, created = {}, {}, {}
+local holdArgs, hids, created = {}, {}, {}
 local ts = ARGV[1]
 local exp = string.format('%d', now + ttl)
 -- The part of every record of this batch after the distance, and the part
@@ -190,8 +193,7 @@ for r = 1, n do
         made[rk] = rec
         local h = #holdArgs
         holdArgs[h + 1], holdArgs[h + 2], holdArgs[h + 3], holdArgs[h + 4] = hid, rec, rk, hid
-        local x = #expiryArgs
-        expiryArgs[x + 1], expiryArgs[x + 2] = exp, hid
+        hids[#hids + 1] = hid
         created[#created + 1] = rec
         out[r] = k
       end
@@ -224,8 +226,11 @@ if #touched > 0 then
     b[#b + 1] = vs
   end
   write('HSET', KEYS[3], b)
+  local batch = 'x:' .. hids[1]
+  holdArgs[#holdArgs + 1] = batch
+  holdArgs[#holdArgs + 1] = table.concat(hids, ' ')
   write('HSET', KEYS[4], holdArgs)
-  write('ZADD', KEYS[5], expiryArgs)
+  redis.call('ZADD', KEYS[5], exp, batch)
   redis.call('XADD', KEYS[6], '*', 'type', 'hold.created', 'at', ts, 'holds', table.concat(created, '\n'))
 end
 out[n + 1] = exp
