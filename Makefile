@@ -26,6 +26,10 @@ test: services ## run the whole test suite against real Redis and PostgreSQL
 bench: services ## side-by-side harness: raw Redis vs engine vs PostgreSQL vs HTTP, with ratios and latency
 	$(GO) run ./bench
 
+.PHONY: script-cost
+script-cost: ## instructions Redis spends in reserve.lua per hold, by batch size (callgrind: exact, load-independent)
+	@scripts/script-cost.sh
+
 .PHONY: bench-go
 bench-go: services ## Go benchmarks: geo search, reserve handler allocations, orders consumer, burst to order
 	$(GO) test -run '^$$' -bench . -benchmem ./geo

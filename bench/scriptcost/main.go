@@ -1,0 +1,140 @@
+// Command scriptcost drives reserve.lua through the ledger, in batches of
+// a fixed size, against a Redis of its own, so that the cost of the script
+// per hold can be counted: scripts/script-cost.sh runs that Redis under
+// callgrind and divides the instructions spent in EVALSHA by the holds.
+// Instruction counts do not depend on what else the machine is doing, so
+// two versions of the script compare exactly, where timings on a shared
+// machine do not. It also prints Redis's own time per hold (INFO
+// commandstats), which does depend on the machine.
+//
+// Each request is a new shopper whose nearest store differs from the
+// previous request's (the counters of many stores are read and written per
+// batch, as in a real sale), with eight candidate stores.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/flashsale/flashsale/engine"
+	"github.com/flashsale/flashsale/reservation"
+)
+
+func main() {
+	url := flag.String("redis-url", "redis://127.0.0.1:6379/0", "Redis to drive (use one of its own: the sale's keys are removed afterwards, nothing else is touched)")
+	batch := flag.Int("batch", 20, "reservations per script call")
+	holds := flag.Int("holds", 10240, "holds to create in all")
+	flag.Parse()
+	if *batch < 1 || *holds < *batch {
+		fmt.Fprintln(os.Stderr, "scriptcost: -batch must be positive and -holds at least -batch")
+		os.Exit(2)
+	}
+	if err := run(context.Background(), *url, *batch, *holds); err != nil {
+		fmt.Fprintln(os.Stderr, "scriptcost:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, url string, batch, holds int) error {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return fmt.Errorf("-redis-url: %w", err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	ns := "scriptcost-" + engine.RandomID()
+	led := reservation.New(rdb, reservation.WithNamespace(ns))
+	if err := led.Load(ctx); err != nil {
+		return err
+	}
+	eng, err := engine.New(engine.Config{Ledger: led})
+	if err != nil {
+		return err
+	}
+	const nStores = 50
+	stores := make([]engine.Store, nStores)
+	alloc := map[string]int{}
+	for i := range stores {
+		stores[i] = engine.Store{ID: fmt.Sprintf("s%02d", i), Name: fmt.Sprint("Store ", i), Lat: 52.5, Lon: 13.4}
+		alloc[stores[i].ID] = holds
+	}
+	if err := eng.UpsertStores(ctx, stores); err != nil {
+		return err
+	}
+	now := time.Now()
+	sale, err := eng.CreateSale(ctx, engine.Sale{ID: "scriptcost-" + engine.RandomID(), Name: "scriptcost",
+		StartsAt: now.Add(-time.Second), EndsAt: now.Add(time.Hour), PerUserLimit: 1, HoldTTLSeconds: 600,
+		MaxDistanceKm: 25, Allocations: alloc})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		p := "{s:" + sale.ID + "}:"
+		rdb.Unlink(ctx, p+"meta", p+"stock", p+"buyers", p+"holds", p+"expiry", p+"outbox", ns+":stores", ns+":sales")
+	}()
+
+	calls0, usec0, err := evalshaStats(ctx, rdb)
+	if err != nil {
+		return err
+	}
+	made := 0
+	for made < holds {
+		reqs := make([]engine.LedgerReserve, 0, batch)
+		for range batch {
+			cands := make([]engine.Candidate, 8)
+			for j := range cands {
+				cands[j] = engine.Candidate{StoreID: stores[(made+j)%nStores].ID, DistanceKm: 0.25 + float64(j)*0.75}
+			}
+			reqs = append(reqs, engine.LedgerReserve{HoldID: sale.ID + "." + engine.RandomID(), UserID: fmt.Sprint("u", made),
+				Key: "k", Quantity: 1, Candidates: cands})
+			made++
+		}
+		outs, err := led.Reserve(ctx, sale.ID, time.Now(), reqs)
+		if err != nil {
+			return err
+		}
+		for _, o := range outs {
+			if o.Err != nil {
+				return fmt.Errorf("a reservation failed: %w", o.Err)
+			}
+		}
+	}
+	calls1, usec1, err := evalshaStats(ctx, rdb)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("batch %d: %d holds in %d script calls, Redis time %.2f µs per hold (%.1f µs per call)\n",
+		batch, made, calls1-calls0, (usec1-usec0)/float64(made), (usec1-usec0)/float64(max(1, calls1-calls0)))
+	return nil
+}
+
+// evalshaStats reads EVALSHA's calls and microseconds from INFO commandstats.
+func evalshaStats(ctx context.Context, rdb *redis.Client) (calls int64, usec float64, err error) {
+	info, err := rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return 0, 0, err
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_evalsha:")
+		if !ok {
+			continue
+		}
+		for kv := range strings.SplitSeq(rest, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "calls":
+				calls, _ = strconv.ParseInt(v, 10, 64)
+			case "usec":
+				usec, _ = strconv.ParseFloat(v, 64)
+			}
+		}
+	}
+	return calls, usec, nil
+}
