@@ -16,6 +16,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -36,13 +37,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "scriptcost: -batch must be positive and -holds at least -batch")
 		os.Exit(2)
 	}
-	if err := run(context.Background(), *url, *batch, *holds); err != nil {
+	if err := run(context.Background(), os.Stdout, *url, *batch, *holds); err != nil {
 		fmt.Fprintln(os.Stderr, "scriptcost:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, url string, batch, holds int) error {
+func run(ctx context.Context, w io.Writer, url string, batch, holds int) error {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return fmt.Errorf("-redis-url: %w", err)
@@ -110,7 +111,7 @@ func run(ctx context.Context, url string, batch, holds int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("batch %d: %d holds in %d script calls, Redis time %.2f µs per hold (%.1f µs per call)\n",
+	fmt.Fprintf(w, "batch %d: %d holds in %d script calls, Redis time %.2f µs per hold (%.1f µs per call)\n",
 		batch, made, calls1-calls0, (usec1-usec0)/float64(made), (usec1-usec0)/float64(max(1, calls1-calls0)))
 	return nil
 }
