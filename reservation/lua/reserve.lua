@@ -18,7 +18,9 @@
 -- is hashed and allocated), so the per-request work makes as few as it can.
 -- The caller builds the idempotency entries' names, a created request is
 -- answered by a number rather than a string, values shared by the batch are
--- formatted once, and a hold record is one concatenation.
+-- formatted once, and a hold record is one concatenation. Lua 5.1 grows a
+-- table by rehashing it at every power of two, so the lists a batch fills
+-- are made at their full size at once (sized below) and filled by index.
 -- KEYS[1] meta  KEYS[2] stock  KEYS[3] buyers  KEYS[4] holds
 -- KEYS[5] expiry  KEYS[6] outbox
 -- ARGV[1] now_ms  ARGV[2] n requests, then five per request:
@@ -34,7 +36,15 @@
 --   unknown_sale
 local now = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
-local out = {}
+
+-- sized returns a table whose array part already holds k slots (filled
+-- with ARGV's values, to be overwritten): a table constructor sizes its
+-- array part once for all the values unpack gives it. k <= #ARGV.
+local function sized(k)
+  return {unpack(ARGV, 1, k)}
+end
+
+local out = sized(n + 1)
 local m = redis.call('HMGET', KEYS[1], 'start', 'end', 'limit', 'ttl')
 if not m[1] then
   for r = 1, n do out[r] = 'unknown_sale' end
@@ -43,25 +53,25 @@ if not m[1] then
 end
 local start, stop, limit, ttl = tonumber(m[1]), tonumber(m[2]), tonumber(m[3]), tonumber(m[4])
 
--- Read a hash's fields; in slices, well below Lua's limit on unpacked
+-- Read k fields of a hash; in slices, well below Lua's limit on unpacked
 -- values, when there are many.
-local function hmget(key, fields)
-  if #fields <= 4000 then
-    return redis.call('HMGET', key, unpack(fields))
+local function hmget(key, fields, k)
+  if k <= 4000 then
+    return redis.call('HMGET', key, unpack(fields, 1, k))
   end
   local vals = {}
-  for s = 1, #fields, 4000 do
-    local part = redis.call('HMGET', key, unpack(fields, s, math.min(s + 3999, #fields)))
+  for s = 1, k, 4000 do
+    local part = redis.call('HMGET', key, unpack(fields, s, math.min(s + 3999, k)))
     for j = 1, #part do vals[s + j - 1] = part[j] end
   end
   return vals
 end
-local rks, users = {}, {}
+local rks, users = sized(n), sized(n)
 for r = 1, n do
   users[r] = ARGV[4 + 5 * (r - 1)]
   rks[r] = ARGV[5 + 5 * (r - 1)]
 end
-local prevs = hmget(KEYS[4], rks)
+local prevs = hmget(KEYS[4], rks, n)
 if now < start or now >= stop then
   -- Outside the window nothing is created, but a replay still answers its
   -- hold (a shopper retrying after the end gets what they got).
@@ -72,7 +82,7 @@ if now < start or now >= stop then
   out[n + 1] = 0
   return out
 end
-local had = hmget(KEYS[3], users)
+local had = hmget(KEYS[3], users, n)
 
 -- Units left, of the sale and of stores, read once and written back at the
 -- end: the sale's and every request's nearest store's with one HMGET, any
@@ -81,14 +91,14 @@ local had = hmget(KEYS[3], users)
 -- under its field name, which rkey makes once per store.
 local stock, rkey = {}, {}
 -- Each request's nearest store and its distance, and where the next
--- candidate starts: most requests get their nearest store, so the rest of
--- the list is only read when it does not.
--- (cand[3r-2], cand[3r-1], cand[3r]: one table rather than three, as
--- every table costs the script time.)
-local cand = {}
+-- candidate starts (cand[3r-2], cand[3r-1], cand[3r]; false when it has
+-- none): most requests get their nearest store, so the rest of the list
+-- is only read when it does not.
+local cand = sized(3 * n)
 local g
 do
-  local fields = {'g'}
+  local fields, nf = sized(n + 1), 1
+  fields[1] = 'g'
   for r = 1, n do
     local _, e, s, d = string.find(ARGV[7 + 5 * (r - 1)], '^(%S+) (%S+) ?')
     if s then
@@ -96,12 +106,15 @@ do
       if not rkey[s] then
         local rk = 'r:' .. s
         rkey[s] = rk
-        fields[#fields + 1] = rk
+        nf = nf + 1
+        fields[nf] = rk
       end
+    else
+      cand[3 * r - 2] = false
     end
   end
-  local vals = hmget(KEYS[2], fields)
-  for j = 1, #fields do stock[fields[j]] = tonumber(vals[j] or '0') end
+  local vals = hmget(KEYS[2], fields, nf)
+  for j = 1, nf do stock[fields[j]] = tonumber(vals[j] or '0') end
   g = stock.g
 end
 -- count returns a store's units left, reading them from Redis the first
@@ -114,15 +127,17 @@ local function count(f)
   end
   return v
 end
--- Stores whose counters changed, to write back: touched[i] lists them and
--- touched[store] marks them.
-local touched = {}
--- Units each shopper holds, from the batch's earlier requests or Redis.
-local bought, buyersChanged = {}, {}
+-- Stores whose counters changed, to write back: touched lists nt of them
+-- and isTouched marks them.
+local touched, nt, isTouched = sized(n), 0, {}
+-- Units each shopper holds, from the batch's earlier requests or Redis;
+-- the nb shoppers whose count changed.
+local bought, buyersChanged, nb = {}, sized(n), 0
 -- Records this batch created, by idempotency entry: a replay inside the
 -- batch finds its hold here.
 local made = {}
-local holdArgs, hids, created = {}, {}, {}
+-- The nc holds created: HSET arguments (two fields each), ids, records.
+local holdArgs, hids, created, nc = sized(4 * n + 2), sized(n), sized(n), 0
 local ts = ARGV[1]
 local exp = string.format('%d', now + ttl)
 -- The part of every record of this batch after the distance, and the part
@@ -173,8 +188,15 @@ for r = 1, n do
         g = g - qty
         local rf = rkey[store]
         stock[rf] = stock[rf] - qty
-        if not touched[store] then touched[store] = true; touched[#touched + 1] = store end
-        if bought[user] == nil then buyersChanged[#buyersChanged + 1] = user end
+        if not isTouched[store] then
+          isTouched[store] = true
+          nt = nt + 1
+          touched[nt] = store
+        end
+        if bought[user] == nil then
+          nb = nb + 1
+          buyersChanged[nb] = user
+        end
         bought[user] = held + qty
         -- Ids are validated to letters, digits and "_.:@+-": nothing to
         -- escape.
@@ -191,47 +213,47 @@ for r = 1, n do
         local hid = ARGV[a]
         local rec = '{"id":"' .. hid .. '","user":"' .. user .. mid .. dist .. tail
         made[rk] = rec
-        local h = #holdArgs
+        local h = 4 * nc
         holdArgs[h + 1], holdArgs[h + 2], holdArgs[h + 3], holdArgs[h + 4] = hid, rec, rk, hid
-        hids[#hids + 1] = hid
-        created[#created + 1] = rec
+        nc = nc + 1
+        hids[nc], created[nc] = hid, rec
         out[r] = k
       end
     end
   end
 end
 
--- Write back in slices, well below Lua's limit on unpacked arguments.
-local function write(cmd, key, args)
-  for s = 1, #args, 4000 do
-    redis.call(cmd, key, unpack(args, s, math.min(s + 3999, #args)))
+-- Write k arguments back in slices, well below Lua's limit on unpacked
+-- arguments.
+local function write(cmd, key, args, k)
+  for s = 1, k, 4000 do
+    redis.call(cmd, key, unpack(args, s, math.min(s + 3999, k)))
   end
 end
-if #touched > 0 then
-  local a = {'g', string.format('%d', g)}
-  for _, st in ipairs(touched) do
-    local rf = rkey[st]
-    a[#a + 1] = rf
-    a[#a + 1] = string.format('%d', stock[rf])
+if nc > 0 then
+  local a = sized(2 * nt + 2)
+  a[1], a[2] = 'g', string.format('%d', g)
+  for i = 1, nt do
+    local rf = rkey[touched[i]]
+    a[2 * i + 1], a[2 * i + 2] = rf, string.format('%d', stock[rf])
   end
-  write('HSET', KEYS[2], a)
+  write('HSET', KEYS[2], a, 2 * nt + 2)
   -- Shoppers' counts are small numbers shared by many: each is formatted
   -- once.
-  local b, nums = {}, {}
-  for _, u in ipairs(buyersChanged) do
+  local b, nums = sized(2 * nb), {}
+  for i = 1, nb do
+    local u = buyersChanged[i]
     local v = bought[u]
     local vs = nums[v]
     if not vs then vs = string.format('%d', v); nums[v] = vs end
-    b[#b + 1] = u
-    b[#b + 1] = vs
+    b[2 * i - 1], b[2 * i] = u, vs
   end
-  write('HSET', KEYS[3], b)
+  write('HSET', KEYS[3], b, 2 * nb)
   local batch = 'x:' .. hids[1]
-  holdArgs[#holdArgs + 1] = batch
-  holdArgs[#holdArgs + 1] = table.concat(hids, ' ')
-  write('HSET', KEYS[4], holdArgs)
+  holdArgs[4 * nc + 1], holdArgs[4 * nc + 2] = batch, table.concat(hids, ' ', 1, nc)
+  write('HSET', KEYS[4], holdArgs, 4 * nc + 2)
   redis.call('ZADD', KEYS[5], exp, batch)
-  redis.call('XADD', KEYS[6], '*', 'type', 'hold.created', 'at', ts, 'holds', table.concat(created, '\n'))
+  redis.call('XADD', KEYS[6], '*', 'type', 'hold.created', 'at', ts, 'holds', table.concat(created, '\n', 1, nc))
 end
 out[n + 1] = exp
 return out
