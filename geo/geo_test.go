@@ -358,3 +358,63 @@ func TestBelowIsALowerBound(t *testing.T) {
 		}
 	}
 }
+
+// TestNearestFromCachedCells searches again and again from a few small
+// areas, so that most searches use a cell's cached item set, and compares
+// every answer with brute force: at the poles, across the antimeridian,
+// in a dense city and with k larger than the index.
+func TestNearestFromCachedCells(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(9, 9))
+	cases := []struct {
+		name   string
+		centre Point
+		spread float64 // degrees, of stores and of shoppers around the centre
+	}{
+		{"dense city", Point{52.52, 13.405}, 0.2},
+		{"north pole", Point{89.95, 10}, 0.05},
+		{"south pole", Point{-89.9, -170}, 0.1},
+		{"antimeridian", Point{-17, 179.99}, 0.3},
+	}
+	wrapLon := func(lon float64) float64 {
+		for lon > 180 {
+			lon -= 360
+		}
+		for lon < -180 {
+			lon += 360
+		}
+		return lon
+	}
+	at := func(c Point, spread float64) Point {
+		return Point{math.Max(-90, math.Min(90, c.Lat+(rng.Float64()*2-1)*spread)), wrapLon(c.Lon + (rng.Float64()*2-1)*spread)}
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			items := make([]Item, 300)
+			for i := range items {
+				items[i] = Item{ID: fmt.Sprintf("s%03d", i), Point: at(tc.centre, tc.spread)}
+			}
+			ix := mustIndex(t, items)
+			// A few spots, each searched from many times.
+			spots := make([]Point, 6)
+			for i := range spots {
+				spots[i] = at(tc.centre, tc.spread)
+			}
+			for q := range 3000 {
+				p := at(spots[q%len(spots)], tc.spread/200)
+				maxKm := []float64{1, 5, 25, 500}[q%4]
+				k := []int{1, 8, 16, 1000}[(q/4)%4]
+				got, err := ix.Nearest(p, maxKm, k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := bruteNearest(items, p, maxKm, k); !slices.Equal(ids(got), want) {
+					t.Fatalf("p=%v r=%v k=%d:\n got %v\nwant %v", p, maxKm, k, ids(got), want)
+				}
+			}
+			if ix.nearCells.Load() == 0 {
+				t.Fatal("no cell's item set was cached: the test exercises nothing")
+			}
+		})
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
+	"sync/atomic"
 )
 
 // Item is something with an id at a point, such as a store.
@@ -21,8 +23,8 @@ type Candidate struct {
 	DistanceKm float64
 }
 
-// Index finds the items nearest a point. It is immutable after NewIndex and
-// safe for concurrent use.
+// Index finds the items nearest a point. Its items are fixed by NewIndex;
+// it is safe for concurrent use.
 type Index struct {
 	items     []Item    // grouped by cell
 	cosLat    []float64 // cos of each item's latitude, for the haversine
@@ -32,6 +34,13 @@ type Index struct {
 	nLon      int // columns of cells
 	cellH     float64
 	cellW     float64
+
+	// The item sets of small cells, for searches with k > 0 (see
+	// cellItems): a grid finer than the index's, so that a set holds few
+	// more than k items.
+	fine      *Index // its cells only
+	near      sync.Map
+	nearCells atomic.Int64
 }
 
 // Precisions the index chooses from: coarse enough to keep a search to a few
@@ -70,6 +79,7 @@ func NewIndex(items []Item) (*Index, error) {
 		}
 	}
 	ix := newGrid(p)
+	ix.fine = newGrid(p + cacheFiner)
 	ix.items = slices.Clone(items)
 	slices.SortFunc(ix.items, func(a, b Item) int {
 		return cmp.Or(cmp.Compare(ix.key(ix.cell(a.Point)), ix.key(ix.cell(b.Point))), cmp.Compare(a.ID, b.ID))
@@ -124,7 +134,10 @@ func (ix *Index) key(i, j int) uint64 { return uint64(i)*uint64(ix.nLon) + uint6
 // Distances are haversine distances; an item's cos(latitude) is computed
 // once at indexing. With k > 0 a search keeps only the k nearest found so
 // far, and takes the arcsine only of an item whose haversine term does not
-// already put it clearly beyond the k-th.
+// already put it clearly beyond the k-th. Also with k > 0, the first search
+// from a cell (of the index's grid) works out which items can be among the
+// k nearest of any point of that cell, and later searches from the cell
+// look at those only (see cellItems).
 func (ix *Index) Nearest(p Point, maxKm float64, k int) ([]Candidate, error) {
 	if !p.Valid() {
 		return nil, ErrInvalidPoint
@@ -135,6 +148,22 @@ func (ix *Index) Nearest(p Point, maxKm float64, k int) ([]Candidate, error) {
 	if len(ix.items) == 0 {
 		return nil, nil
 	}
+	if k > 0 {
+		if items, ok := ix.cellItems(p, maxKm, k); ok {
+			q := ix.query(p, maxKm)
+			out := make([]ranked, 0, min(k, len(items)))
+			for _, n := range items {
+				out = ix.consider(q, out, n, k)
+			}
+			return ix.candidates(ix.finish(out, maxKm, k)), nil
+		}
+	}
+	return ix.candidates(ix.search(p, maxKm, k)), nil
+}
+
+// search finds the items within maxKm of p, nearest first, at most k
+// (k <= 0: all), by visiting the grid's cells in rings around p's.
+func (ix *Index) search(p Point, maxKm float64, k int) []ranked {
 	q := ix.query(p, maxKm)
 	i0, j0 := ix.cell(p)
 	var out []ranked
@@ -152,19 +181,14 @@ func (ix *Index) Nearest(p Point, maxKm float64, k int) ([]Candidate, error) {
 			return
 		}
 		for n := r[0]; n < r[1]; n++ {
-			if k > 0 && len(out) == k && q.below(ix, int(n)) > out[k-1].h*(1+1e-9) {
-				continue // clearly farther than the k-th: no sine needed
-			}
-			if h := q.h(ix, int(n)); h <= q.hMax {
-				out = ix.keep(out, ranked{n: n, h: h}, k)
-			}
+			out = ix.consider(q, out, n, k)
 		}
 	}
 	maxRing := max(ix.nLat, ix.nLon/2+1)
 	for r := 0; r <= maxRing; r++ {
 		ix.ring(i0, j0, r, scan)
 		if visited > budget {
-			return ix.scanAll(p, maxKm, k), nil
+			return ix.scanAll(p, maxKm, k)
 		}
 		bound := ix.ringBound(p, r+1)
 		if bound > maxKm {
@@ -175,7 +199,89 @@ func (ix *Index) Nearest(p Point, maxKm float64, k int) ([]Candidate, error) {
 			break
 		}
 	}
-	return ix.finish(out, maxKm, k), nil
+	return ix.finish(out, maxKm, k)
+}
+
+// consider adds item n to out if it is within the query's radius and, with
+// k > 0, among the k nearest so far.
+func (ix *Index) consider(q query, out []ranked, n int32, k int) []ranked {
+	if k > 0 && len(out) == k && q.below(ix, int(n)) > out[k-1].h*(1+1e-9) {
+		return out // clearly farther than the k-th: no sine needed
+	}
+	if h := q.h(ix, int(n)); h <= q.hMax {
+		out = ix.keep(out, ranked{n: n, h: h}, k)
+	}
+	return out
+}
+
+// maxCachedCells bounds how many cells' item sets one index keeps; past
+// it, searches from other cells visit the grid as if there were no cache.
+// cacheFiner is how many geohash characters finer than the index's the
+// cached cells are (each one 32 times smaller in area).
+const (
+	maxCachedCells = 4096
+	cacheFiner     = 2
+)
+
+// cellKey names the item set of one cell for one radius and k.
+type cellKey struct {
+	cell  uint64
+	maxKm float64
+	k     int
+}
+
+// cellItems returns the items that can be among the k nearest within maxKm
+// of any point of p's cell of the fine grid, working them out on the
+// cell's first search.
+// It returns false when the cell has no set and the cache is full.
+//
+// For a cell whose centre is c and whose every point is within r of c, and
+// any point p of it, the triangle inequality bounds each distance:
+// d(c,s) - r <= d(p,s) <= d(c,s) + r. The k items nearest c are then all
+// within d_k + r of p (d_k: the k-th's distance from c), so an item s with
+// d(c,s) - r > d_k + r is farther from p than k others; and one with
+// d(c,s) - r > maxKm is out of reach. The set is every item within
+// min(maxKm, d_k + r) + r of c (maxKm + r when fewer than k are near
+// enough to tell): it holds the answer for every point of the cell, which
+// the search then computes exactly, as without the set.
+func (ix *Index) cellItems(p Point, maxKm float64, k int) ([]int32, bool) {
+	g := ix.fine
+	i, j := g.cell(p)
+	key := cellKey{cell: g.key(i, j), maxKm: maxKm, k: k}
+	if v, ok := ix.near.Load(key); ok {
+		return v.([]int32), true
+	}
+	if ix.nearCells.Load() >= maxCachedCells {
+		return nil, false
+	}
+	box := Box{MinLat: float64(i)*g.cellH - 90, MaxLat: float64(i+1)*g.cellH - 90,
+		MinLon: float64(j)*g.cellW - 180, MaxLon: float64(j+1)*g.cellW - 180}
+	box.MaxLat = min(box.MaxLat, 90)
+	box.MaxLon = min(box.MaxLon, 180)
+	c := box.Center()
+	// The farthest point of a cell from its centre is a corner: along a
+	// parallel the distance grows with the difference in longitude, along
+	// a meridian it has one minimum, and inside no maximum (a cell is far
+	// smaller than a hemisphere). A hair is added for rounding.
+	var r float64
+	for _, corner := range [...]Point{{box.MinLat, box.MinLon}, {box.MinLat, box.MaxLon}, {box.MaxLat, box.MinLon}, {box.MaxLat, box.MaxLon}} {
+		r = max(r, Haversine(c, corner))
+	}
+	r = r*(1+1e-9) + 1e-9
+	reach := maxKm + r
+	if near := ix.search(c, maxKm+2*r, k); len(near) == k {
+		reach = min(maxKm, near[k-1].d+r) + r
+	}
+	found := ix.search(c, reach*(1+1e-9)+1e-9, 0)
+	items := make([]int32, len(found))
+	for x, f := range found {
+		items[x] = f.n
+	}
+	if v, loaded := ix.near.LoadOrStore(key, items); loaded {
+		return v.([]int32), true
+	}
+	ix.nearCells.Add(1)
+	return items, true
 }
 
 // query is what a search computes once about its point.
@@ -265,8 +371,9 @@ func (ix *Index) keep(out []ranked, r ranked, k int) []ranked {
 	return out
 }
 
-// finish turns found items into candidates within maxKm, nearest first.
-func (ix *Index) finish(out []ranked, maxKm float64, k int) []Candidate {
+// finish sorts found items nearest first (when keep has not) and drops
+// those past maxKm.
+func (ix *Index) finish(out []ranked, maxKm float64, k int) []ranked {
 	if k <= 0 {
 		slices.SortFunc(out, func(a, b ranked) int {
 			if ix.before(a, b) {
@@ -278,13 +385,20 @@ func (ix *Index) finish(out []ranked, maxKm float64, k int) []Candidate {
 			return 0
 		})
 	}
-	res := make([]Candidate, 0, len(out))
-	for _, r := range out {
+	for x, r := range out {
 		if r.d > maxKm {
-			break
+			return out[:x]
 		}
+	}
+	return out
+}
+
+// candidates turns found items into candidates.
+func (ix *Index) candidates(out []ranked) []Candidate {
+	res := make([]Candidate, len(out))
+	for x, r := range out {
 		it := ix.items[r.n]
-		res = append(res, Candidate{ID: it.ID, Point: it.Point, DistanceKm: r.d})
+		res[x] = Candidate{ID: it.ID, Point: it.Point, DistanceKm: r.d}
 	}
 	return res
 }
@@ -352,13 +466,11 @@ func (ix *Index) ringBound(p Point, r int) float64 {
 }
 
 // scanAll is the exact brute-force answer.
-func (ix *Index) scanAll(p Point, maxKm float64, k int) []Candidate {
+func (ix *Index) scanAll(p Point, maxKm float64, k int) []ranked {
 	q := ix.query(p, maxKm)
 	var out []ranked
 	for n := range ix.items {
-		if h := q.h(ix, n); h <= q.hMax {
-			out = ix.keep(out, ranked{n: int32(n), h: h}, k)
-		}
+		out = ix.consider(q, out, int32(n), k)
 	}
 	return ix.finish(out, maxKm, k)
 }
