@@ -810,3 +810,39 @@ func TestExpiryOfABatch(t *testing.T) {
 		t.Fatalf("%d holds (%v), want the 4 records only", len(holds), err)
 	}
 }
+
+// TestBatchBeyondUnpackLimits sends one batch of 2500 reservations (the
+// engine's MaxBatch may be up to 4096): its argument lists are longer than
+// Lua unpacks at once (8000 values), so the script reads and writes them
+// in slices.
+func TestBatchBeyondUnpackLimits(t *testing.T) {
+	f := newFixture(t)
+	stores := lineStores(testenv.ID("big-"), 2)
+	sale := f.newSale(stores, []int{2000, 1000}, nil)
+	cands := []engine.Candidate{{StoreID: stores[0].ID, DistanceKm: 0.1}, {StoreID: stores[1].ID, DistanceKm: 0.2}}
+	reqs := make([]engine.LedgerReserve, 2500)
+	for i := range reqs {
+		reqs[i] = engine.LedgerReserve{HoldID: fmt.Sprintf("%s.b%d", sale.ID, i), UserID: fmt.Sprint("u", i), Key: "k", Quantity: 1, Candidates: cands}
+	}
+	outs, err := f.ledger.Reserve(f.ctx, sale.ID, t0.Add(time.Minute), reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perStore := map[string]int{}
+	for i, o := range outs {
+		if o.Err != nil || o.Hold.ID != reqs[i].HoldID {
+			t.Fatalf("request %d: %+v", i, o)
+		}
+		perStore[o.Hold.StoreID]++
+	}
+	if perStore[stores[0].ID] != 2000 || perStore[stores[1].ID] != 500 {
+		t.Fatalf("holds per store %v, want 2000 at the nearest and 500 at the next", perStore)
+	}
+	holds, err := f.ledger.Holds(f.ctx, sale.ID)
+	if err != nil || len(holds) != 2500 {
+		t.Fatalf("%d holds stored (%v), want 2500", len(holds), err)
+	}
+	if st := f.stock(sale.ID); st.Remaining != 500 || st.Held != 2500 {
+		t.Fatalf("stock %+v", st)
+	}
+}

@@ -39,8 +39,10 @@ local n = tonumber(ARGV[2])
 
 -- sized returns a table whose array part already holds k slots (filled
 -- with ARGV's values, to be overwritten): a table constructor sizes its
--- array part once for all the values unpack gives it. k <= #ARGV.
+-- array part once for all the values unpack gives it. k <= #ARGV; past
+-- 4000 (well below Lua's limit on unpacked values) the table grows instead.
 local function sized(k)
+  if k > 4000 then return {} end
   return {unpack(ARGV, 1, k)}
 end
 
