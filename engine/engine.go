@@ -30,7 +30,8 @@ type Config struct {
 	// NewID returns a fresh unguessable id for holds and for requests
 	// without an idempotency key; 16 random base32 characters by default.
 	NewID func() string
-	// SweepBatch is how many holds one expiry call handles; 500 by default.
+	// SweepBatch is about how many holds one expiry call looks at; 500 by
+	// default.
 	SweepBatch int
 	// Coalesce, when set, gathers concurrent reservations of a sale into
 	// batched ledger calls (see CoalesceConfig).
@@ -467,12 +468,12 @@ func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
 func (e *Engine) ExpireSale(ctx context.Context, saleID string, now time.Time) (int, error) {
 	total := 0
 	for {
-		held, err := e.ledger.ExpireDue(ctx, saleID, now, e.cfg.SweepBatch)
+		held, more, err := e.ledger.ExpireDue(ctx, saleID, now, e.cfg.SweepBatch)
 		total += len(held)
 		if err != nil {
 			return total, fmt.Errorf("expire holds of sale %q: %w", saleID, err)
 		}
-		if len(held) < e.cfg.SweepBatch {
+		if !more {
 			return total, nil
 		}
 	}

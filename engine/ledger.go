@@ -70,10 +70,12 @@ type Ledger interface {
 	// ErrForbidden, ErrHoldConfirmed or ErrHoldExpired. Cancelling a
 	// cancelled hold returns it unchanged.
 	Cancel(ctx context.Context, saleID, holdID string, who Actor, now time.Time) (Hold, error)
-	// ExpireDue expires holds whose time ran out by now, about max of them
-	// (an implementation that keeps one expiry entry for several holds may
-	// go past max by one entry's holds), and returns them.
-	ExpireDue(ctx context.Context, saleID string, now time.Time, max int) ([]Hold, error)
+	// ExpireDue expires holds whose time ran out by now and returns them.
+	// One call looks at about max holds (an implementation that keeps one
+	// expiry entry for several holds may go past max by one entry's), some
+	// of which may be settled already and are passed over; more reports
+	// that due holds may remain, for another call.
+	ExpireDue(ctx context.Context, saleID string, now time.Time, max int) (expired []Hold, more bool, err error)
 	// Hold loads one hold; ErrUnknownHold when there is none.
 	Hold(ctx context.Context, saleID, holdID string) (Hold, error)
 	// Holds returns every hold of a sale.

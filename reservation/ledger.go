@@ -400,26 +400,31 @@ func (l *Ledger) Cancel(ctx context.Context, saleID, holdID string, who engine.A
 	return l.transition(ctx, l.cancel, saleID, holdID, who, now)
 }
 
-// ExpireDue expires at most max holds of a sale whose time ran out by now.
-func (l *Ledger) ExpireDue(ctx context.Context, saleID string, now time.Time, max int) ([]engine.Hold, error) {
+// ExpireDue expires the holds of a sale whose time ran out by now, looking
+// at about max of them; more reports that due ones may remain.
+func (l *Ledger) ExpireDue(ctx context.Context, saleID string, now time.Time, max int) ([]engine.Hold, bool, error) {
 	v, err := l.run(ctx, l.expire, keys(saleID), now.UnixMilli(), max)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	recs, ok := v.([]any)
+	reply, ok := v.([]any)
+	if !ok || len(reply) == 0 {
+		return nil, false, fmt.Errorf("%w: expire script answered %v", engine.ErrUnavailable, v)
+	}
+	more, ok := reply[0].(int64)
 	if !ok {
-		return nil, fmt.Errorf("%w: expire script answered %T", engine.ErrUnavailable, v)
+		return nil, false, fmt.Errorf("%w: expire script answered %v", engine.ErrUnavailable, reply[0])
 	}
-	out := make([]engine.Hold, 0, len(recs))
-	for _, r := range recs {
+	out := make([]engine.Hold, 0, len(reply)-1)
+	for _, r := range reply[1:] {
 		s, _ := r.(string)
 		h, err := decodeHold(saleID, s)
 		if err != nil {
-			return out, err
+			return out, more == 1, err
 		}
 		out = append(out, h)
 	}
-	return out, nil
+	return out, more == 1, nil
 }
 
 // Hold loads one hold; engine.ErrUnknownHold when there is none.

@@ -407,7 +407,7 @@ func TestExpireAndCancelRace(t *testing.T) {
 			})
 			if i%10 == 0 {
 				wg.Go(func() {
-					if _, err := f.ledger.ExpireDue(f.ctx, sale.ID, after, 7); err != nil {
+					if _, _, err := f.ledger.ExpireDue(f.ctx, sale.ID, after, 7); err != nil {
 						t.Error(err)
 					}
 				})
@@ -777,12 +777,12 @@ func TestExpiryOfABatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	expiry := outs[0].Hold.ExpiresAt
-	if got, err := f.ledger.ExpireDue(f.ctx, sale.ID, expiry.Add(-time.Millisecond), 100); err != nil || len(got) != 0 {
-		t.Fatalf("before the expiry: %d expired (%v)", len(got), err)
+	if got, more, err := f.ledger.ExpireDue(f.ctx, sale.ID, expiry.Add(-time.Millisecond), 100); err != nil || len(got) != 0 || more {
+		t.Fatalf("before the expiry: %d expired, more %v (%v)", len(got), more, err)
 	}
-	got, err := f.ledger.ExpireDue(f.ctx, sale.ID, expiry, 100)
-	if err != nil {
-		t.Fatal(err)
+	got, more, err := f.ledger.ExpireDue(f.ctx, sale.ID, expiry, 100)
+	if err != nil || more {
+		t.Fatalf("more %v (%v)", more, err)
 	}
 	var ids []string
 	for _, h := range got {
@@ -844,5 +844,61 @@ func TestBatchBeyondUnpackLimits(t *testing.T) {
 	}
 	if st := f.stock(sale.ID); st.Remaining != 500 || st.Held != 2500 {
 		t.Fatalf("stock %+v", st)
+	}
+}
+
+// TestExpiryPastSettledBatches: confirm and cancel leave a batch's expiry
+// entry in place, so settled holds can fill a sweep's limit. One sweep
+// must still reach a hold still held behind more settled batches than the
+// limit (it once stopped at the first call that expired fewer holds than
+// the limit, leaving the hold held and its unit locked up).
+func TestExpiryPastSettledBatches(t *testing.T) {
+	rdb := testenv.Redis(t)
+	ns := testenv.ID("test-ns-")
+	testenv.CleanupNamespace(t, rdb, ns)
+	ledger := reservation.New(rdb, reservation.WithNamespace(ns))
+	if err := ledger.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	clock := testenv.NewClock(t0)
+	eng, err := engine.New(engine.Config{Ledger: ledger, Clock: clock, SweepBatch: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, ctx: context.Background(), rdb: rdb, ledger: ledger, eng: eng, clock: clock}
+	stores := lineStores(testenv.ID("sb-"), 1)
+	sale := f.newSale(stores, []int{50}, nil)
+	cands := []engine.Candidate{{StoreID: stores[0].ID, DistanceKm: 0.1}}
+	reserve := func(i int) engine.Hold {
+		outs, err := f.ledger.Reserve(f.ctx, sale.ID, t0.Add(time.Minute), []engine.LedgerReserve{
+			{HoldID: fmt.Sprintf("%s.s%d", sale.ID, i), UserID: fmt.Sprint("u", i), Key: "k", Quantity: 1, Candidates: cands}})
+		if err != nil || outs[0].Err != nil {
+			t.Fatalf("reserve %d: %v %v", i, err, outs[0].Err)
+		}
+		return outs[0].Hold
+	}
+	// 20 batches of one, settled (four times the sweep's limit of 5), then
+	// one still held, all due at the same time.
+	for i := range 20 {
+		h := reserve(i)
+		if i%2 == 0 {
+			_, err = f.ledger.Confirm(f.ctx, sale.ID, h.ID, engine.Actor{}, t0.Add(time.Minute))
+		} else {
+			_, err = f.ledger.Cancel(f.ctx, sale.ID, h.ID, engine.Actor{}, t0.Add(time.Minute))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := reserve(20)
+	n, err := f.eng.ExpireSale(f.ctx, sale.ID, live.ExpiresAt)
+	if err != nil || n != 1 {
+		t.Fatalf("one sweep expired %d (%v), want the one hold still held", n, err)
+	}
+	if h, err := f.ledger.Hold(f.ctx, sale.ID, live.ID); err != nil || h.State != engine.HoldExpired {
+		t.Fatalf("hold %+v (%v), want expired", h, err)
+	}
+	if k, err := f.rdb.ZCard(f.ctx, "{s:"+sale.ID+"}:expiry").Result(); err != nil || k != 0 {
+		t.Fatalf("%d expiry entries left (%v)", k, err)
 	}
 }
