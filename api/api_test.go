@@ -37,13 +37,7 @@ func newHarness(t testing.TB) *harness { return newHarnessMode(t, true) }
 // newHarnessMode is newHarness with the engine's coalescing on or off.
 func newHarnessMode(t testing.TB, coalesce bool) *harness {
 	t.Helper()
-	rdb := testenv.Redis(t)
-	ns := testenv.ID("test-ns-")
-	testenv.CleanupNamespace(t, rdb, ns)
-	ledger := reservation.New(rdb, reservation.WithNamespace(ns))
-	if err := ledger.Load(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	rdb, ledger := testenv.Ledger(t, "test-ns-")
 	clock := testenv.NewClock(t0)
 	cfg := engine.Config{Ledger: ledger, Clock: clock}
 	if coalesce {

@@ -411,8 +411,7 @@ func (f *fixture) newSale(ctx context.Context, n int) ([]string, error) {
 func (f *fixture) close() {
 	ctx := context.Background()
 	for _, id := range f.sales {
-		p := "{s:" + id + "}:"
-		f.rdb.Unlink(ctx, p+"meta", p+"stock", p+"buyers", p+"holds", p+"expiry", p+"outbox")
+		f.rdb.Unlink(ctx, reservation.SaleKeys(id)...)
 	}
 	f.rdb.Unlink(ctx, f.ns+":stores", f.ns+":sales")
 	f.rdb.Close()

@@ -24,7 +24,6 @@ import (
 	"github.com/flashsale/flashsale/engine"
 	"github.com/flashsale/flashsale/internal/testenv"
 	"github.com/flashsale/flashsale/loadtest"
-	"github.com/flashsale/flashsale/reservation"
 )
 
 const adminToken = "loadtest-admin-token-0123456789"
@@ -33,13 +32,7 @@ const adminToken = "loadtest-admin-token-0123456789"
 // test's own, on a loopback port, and returns its base URL.
 func serveAPI(t *testing.T) string {
 	t.Helper()
-	rdb := testenv.Redis(t)
-	ns := testenv.ID("lt-ns-")
-	testenv.CleanupNamespace(t, rdb, ns)
-	ledger := reservation.New(rdb, reservation.WithNamespace(ns))
-	if err := ledger.Load(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	_, ledger := testenv.Ledger(t, "lt-ns-") // its sales go when the test ends
 	eng, err := engine.New(engine.Config{Ledger: ledger, Coalesce: &engine.CoalesceConfig{}})
 	if err != nil {
 		t.Fatal(err)
@@ -60,14 +53,6 @@ func serveAPI(t *testing.T) string {
 	s := &fasthttp.Server{Handler: srv.Handler(), ReadTimeout: 10 * time.Second}
 	go s.Serve(ln)
 	t.Cleanup(func() { s.Shutdown() })
-	// Sales are deleted from the test's Redis when it ends.
-	t.Cleanup(func() {
-		ids, _ := rdb.SMembers(context.Background(), ns+":sales").Result()
-		for _, id := range ids {
-			p := "{s:" + id + "}:"
-			rdb.Del(context.Background(), p+"meta", p+"stock", p+"buyers", p+"holds", p+"expiry", p+"outbox")
-		}
-	})
 	return "http://" + ln.Addr().String()
 }
 

@@ -44,13 +44,7 @@ func (p *killingPublisher) Publish(ctx context.Context, events []engine.Event) e
 // audit is clean.
 func TestRelayKilledMidBatch(t *testing.T) {
 	ctx := context.Background()
-	rdb := testenv.Redis(t)
-	ns := testenv.ID("relay-ns-")
-	testenv.CleanupNamespace(t, rdb, ns)
-	ledger := reservation.New(rdb, reservation.WithNamespace(ns))
-	if err := ledger.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
+	rdb, ledger := testenv.Ledger(t, "relay-ns-")
 	eng, err := engine.New(engine.Config{Ledger: ledger, Clock: engine.SystemClock{}})
 	if err != nil {
 		t.Fatal(err)

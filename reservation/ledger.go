@@ -123,6 +123,10 @@ func keys(saleID string) []string {
 	return []string{p + "meta", p + "stock", p + "buyers", p + "holds", p + "expiry", p + "outbox"}
 }
 
+// SaleKeys returns every key of a sale: meta, stock, buyers, holds, expiry
+// and outbox, in the order the scripts take them.
+func SaleKeys(saleID string) []string { return keys(saleID) }
+
 // OutboxKey is the stream a sale's hold events are appended to.
 func OutboxKey(saleID string) string { return "{s:" + saleID + "}:outbox" }
 

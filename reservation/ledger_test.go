@@ -43,19 +43,20 @@ func bothModes(t *testing.T, test func(t *testing.T, f *fixture)) {
 func newFixture(t *testing.T) *fixture { return newFixtureMode(t, true) }
 
 func newFixtureMode(t *testing.T, coalesce bool) *fixture {
+	return newFixtureWith(t, func(cfg *engine.Config) {
+		if coalesce {
+			cfg.Coalesce = &engine.CoalesceConfig{}
+		}
+	})
+}
+
+// newFixtureWith is a fixture whose engine configuration mut adjusts.
+func newFixtureWith(t *testing.T, mut func(*engine.Config)) *fixture {
 	t.Helper()
-	rdb := testenv.Redis(t)
-	ns := testenv.ID("test-ns-")
-	testenv.CleanupNamespace(t, rdb, ns)
-	ledger := reservation.New(rdb, reservation.WithNamespace(ns))
-	if err := ledger.Load(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	rdb, ledger := testenv.Ledger(t, "test-ns-")
 	clock := testenv.NewClock(t0)
 	cfg := engine.Config{Ledger: ledger, Clock: clock}
-	if coalesce {
-		cfg.Coalesce = &engine.CoalesceConfig{}
-	}
+	mut(&cfg)
 	eng, err := engine.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -853,19 +854,7 @@ func TestBatchBeyondUnpackLimits(t *testing.T) {
 // limit (it once stopped at the first call that expired fewer holds than
 // the limit, leaving the hold held and its unit locked up).
 func TestExpiryPastSettledBatches(t *testing.T) {
-	rdb := testenv.Redis(t)
-	ns := testenv.ID("test-ns-")
-	testenv.CleanupNamespace(t, rdb, ns)
-	ledger := reservation.New(rdb, reservation.WithNamespace(ns))
-	if err := ledger.Load(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	clock := testenv.NewClock(t0)
-	eng, err := engine.New(engine.Config{Ledger: ledger, Clock: clock, SweepBatch: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{t: t, ctx: context.Background(), rdb: rdb, ledger: ledger, eng: eng, clock: clock}
+	f := newFixtureWith(t, func(cfg *engine.Config) { cfg.SweepBatch = 5 })
 	stores := lineStores(testenv.ID("sb-"), 1)
 	sale := f.newSale(stores, []int{50}, nil)
 	cands := []engine.Candidate{{StoreID: stores[0].ID, DistanceKm: 0.1}}
@@ -881,6 +870,7 @@ func TestExpiryPastSettledBatches(t *testing.T) {
 	// one still held, all due at the same time.
 	for i := range 20 {
 		h := reserve(i)
+		var err error
 		if i%2 == 0 {
 			_, err = f.ledger.Confirm(f.ctx, sale.ID, h.ID, engine.Actor{}, t0.Add(time.Minute))
 		} else {

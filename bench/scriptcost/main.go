@@ -77,8 +77,7 @@ func run(ctx context.Context, w io.Writer, url string, batch, holds int) error {
 		return err
 	}
 	defer func() {
-		p := "{s:" + sale.ID + "}:"
-		rdb.Unlink(ctx, p+"meta", p+"stock", p+"buyers", p+"holds", p+"expiry", p+"outbox", ns+":stores", ns+":sales")
+		rdb.Unlink(ctx, append(reservation.SaleKeys(sale.ID), ns+":stores", ns+":sales")...)
 	}()
 
 	calls0, usec0, err := evalshaStats(ctx, rdb)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/flashsale/flashsale/reservation"
 )
 
 // RedisURL is the Redis the tests use: $REDIS_URL or the local default.
@@ -53,17 +55,36 @@ func ID(prefix string) string {
 // CleanupSale deletes a sale's keys when the test ends.
 func CleanupSale(t testing.TB, rdb redis.UniversalClient, saleID string) {
 	t.Helper()
+	t.Cleanup(func() { rdb.Del(context.Background(), reservation.SaleKeys(saleID)...) })
+}
+
+// CleanupNamespace deletes, when the test ends, the keys of every sale the
+// namespace lists, and its store and sale lists.
+func CleanupNamespace(t testing.TB, rdb redis.UniversalClient, ns string) {
+	t.Helper()
 	t.Cleanup(func() {
-		p := "{s:" + saleID + "}:"
-		rdb.Del(context.Background(), p+"meta", p+"stock", p+"buyers", p+"holds", p+"expiry", p+"outbox")
+		ctx := context.Background()
+		ids, _ := rdb.SMembers(ctx, ns+":sales").Result()
+		for _, id := range ids {
+			rdb.Del(ctx, reservation.SaleKeys(id)...)
+		}
+		rdb.Del(ctx, ns+":stores", ns+":sales")
 	})
 }
 
-// CleanupNamespace deletes a namespace's store and sale lists when the test
-// ends.
-func CleanupNamespace(t testing.TB, rdb redis.UniversalClient, ns string) {
+// Ledger returns the test Redis and a ledger over it in a namespace of the
+// test's own (its name starts with prefix), scripts loaded; the
+// namespace and its sales are deleted when the test ends.
+func Ledger(t testing.TB, prefix string) (*redis.Client, *reservation.Ledger) {
 	t.Helper()
-	t.Cleanup(func() { rdb.Del(context.Background(), ns+":stores", ns+":sales") })
+	rdb := Redis(t)
+	ns := ID(prefix)
+	CleanupNamespace(t, rdb, ns)
+	ledger := reservation.New(rdb, reservation.WithNamespace(ns))
+	if err := ledger.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return rdb, ledger
 }
 
 // Clock is a clock tests set and move; safe for concurrent use.
