@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -1091,24 +1092,23 @@ func TestDeployKubernetes(t *testing.T) {
 			where := fmt.Sprintf("%s %s container %s", o.Kind, o.Metadata.Name, c.Name)
 			env := map[string]string{}
 			for _, ef := range c.EnvFrom {
+				var data map[string]string
+				var ok bool
+				var missing string
 				switch {
 				case ef.ConfigMapRef != nil:
-					data, ok := configMaps[ef.ConfigMapRef.Name]
-					if !ok {
-						t.Errorf("%s: no ConfigMap %s", where, ef.ConfigMapRef.Name)
-					}
-					for k, v := range data {
-						env[k] = v
-					}
+					data, ok = configMaps[ef.ConfigMapRef.Name]
+					missing = "ConfigMap " + ef.ConfigMapRef.Name
 				case ef.SecretRef != nil:
-					data, ok := secrets[ef.SecretRef.Name]
-					if !ok {
-						t.Errorf("%s: no Secret %s (not even an example of it)", where, ef.SecretRef.Name)
-					}
-					for k, v := range data {
-						env[k] = v
-					}
+					data, ok = secrets[ef.SecretRef.Name]
+					missing = "Secret " + ef.SecretRef.Name + " (not even an example of it)"
+				default:
+					continue
 				}
+				if !ok {
+					t.Errorf("%s: no %s", where, missing)
+				}
+				maps.Copy(env, data)
 			}
 			for _, e := range c.Env {
 				if binaryNamespace(e.Name) && !vars[e.Name] {
