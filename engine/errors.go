@@ -43,17 +43,3 @@ var (
 	// ErrUnavailable reports that a backing service did not answer.
 	ErrUnavailable = errors.New("backend unavailable")
 )
-
-// stateError maps a hold's terminal state to the error an operation that
-// needs a live hold returns.
-func stateError(s HoldState) error {
-	switch s {
-	case HoldExpired:
-		return ErrHoldExpired
-	case HoldCancelled:
-		return ErrHoldCancelled
-	case HoldConfirmed:
-		return ErrHoldConfirmed
-	}
-	return nil
-}

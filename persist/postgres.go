@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -247,6 +246,3 @@ func (db *DB) CountEvents(ctx context.Context, holdID string) (int, error) {
 
 // Pool exposes the connection pool to tests in this module.
 func (db *DB) Pool() *pgxpool.Pool { return db.pool }
-
-// quoteIdent quotes a PostgreSQL identifier.
-func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }

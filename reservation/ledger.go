@@ -524,10 +524,6 @@ type record struct {
 	Updated string `json:"updated"`
 }
 
-// DecodeHold parses a hold record as the scripts write it (also in outbox
-// events) into an engine.Hold of the given sale.
-func DecodeHold(saleID, rec string) (engine.Hold, error) { return decodeHold(saleID, rec) }
-
 func decodeHold(saleID, rec string) (engine.Hold, error) {
 	var r record
 	if err := json.Unmarshal([]byte(rec), &r); err != nil {
