@@ -812,16 +812,16 @@ func TestExpiryOfABatch(t *testing.T) {
 	}
 }
 
-// TestBatchBeyondUnpackLimits sends one batch of 2500 reservations (the
-// engine's MaxBatch may be up to 4096): its argument lists are longer than
-// Lua unpacks at once (8000 values), so the script reads and writes them
-// in slices.
+// TestBatchBeyondUnpackLimits sends one batch of 4096 reservations, the
+// most the engine's MaxBatch allows: its argument lists are longer than
+// Lua unpacks at once (8000 values) and its field lists longer than the
+// script's slices (4000), so the script reads and writes them in slices.
 func TestBatchBeyondUnpackLimits(t *testing.T) {
 	f := newFixture(t)
 	stores := lineStores(testenv.ID("big-"), 2)
-	sale := f.newSale(stores, []int{2000, 1000}, nil)
+	sale := f.newSale(stores, []int{3000, 1500}, nil)
 	cands := []engine.Candidate{{StoreID: stores[0].ID, DistanceKm: 0.1}, {StoreID: stores[1].ID, DistanceKm: 0.2}}
-	reqs := make([]engine.LedgerReserve, 2500)
+	reqs := make([]engine.LedgerReserve, 4096)
 	for i := range reqs {
 		reqs[i] = engine.LedgerReserve{HoldID: fmt.Sprintf("%s.b%d", sale.ID, i), UserID: fmt.Sprint("u", i), Key: "k", Quantity: 1, Candidates: cands}
 	}
@@ -836,14 +836,14 @@ func TestBatchBeyondUnpackLimits(t *testing.T) {
 		}
 		perStore[o.Hold.StoreID]++
 	}
-	if perStore[stores[0].ID] != 2000 || perStore[stores[1].ID] != 500 {
-		t.Fatalf("holds per store %v, want 2000 at the nearest and 500 at the next", perStore)
+	if perStore[stores[0].ID] != 3000 || perStore[stores[1].ID] != 1096 {
+		t.Fatalf("holds per store %v, want 3000 at the nearest and 1096 at the next", perStore)
 	}
 	holds, err := f.ledger.Holds(f.ctx, sale.ID)
-	if err != nil || len(holds) != 2500 {
-		t.Fatalf("%d holds stored (%v), want 2500", len(holds), err)
+	if err != nil || len(holds) != 4096 {
+		t.Fatalf("%d holds stored (%v), want 4096", len(holds), err)
 	}
-	if st := f.stock(sale.ID); st.Remaining != 500 || st.Held != 2500 {
+	if st := f.stock(sale.ID); st.Remaining != 404 || st.Held != 4096 {
 		t.Fatalf("stock %+v", st)
 	}
 }

@@ -37,12 +37,15 @@
 local now = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
 
+-- The most values unpacked at once: well below Lua's limit (8000).
+local chunk = 4000
+
 -- sized returns a table whose array part already holds k slots (filled
 -- with ARGV's values, to be overwritten): a table constructor sizes its
 -- array part once for all the values unpack gives it. k <= #ARGV; past
--- 4000 (well below Lua's limit on unpacked values) the table grows instead.
+-- chunk the table grows instead.
 local function sized(k)
-  if k > 4000 then return {} end
+  if k > chunk then return {} end
   return {unpack(ARGV, 1, k)}
 end
 
@@ -58,12 +61,12 @@ local start, stop, limit, ttl = tonumber(m[1]), tonumber(m[2]), tonumber(m[3]), 
 -- Read k fields of a hash; in slices, well below Lua's limit on unpacked
 -- values, when there are many.
 local function hmget(key, fields, k)
-  if k <= 4000 then
+  if k <= chunk then
     return redis.call('HMGET', key, unpack(fields, 1, k))
   end
   local vals = {}
-  for s = 1, k, 4000 do
-    local part = redis.call('HMGET', key, unpack(fields, s, math.min(s + 3999, k)))
+  for s = 1, k, chunk do
+    local part = redis.call('HMGET', key, unpack(fields, s, math.min(s + chunk - 1, k)))
     for j = 1, #part do vals[s + j - 1] = part[j] end
   end
   return vals
@@ -228,8 +231,8 @@ end
 -- Write k arguments back in slices, well below Lua's limit on unpacked
 -- arguments.
 local function write(cmd, key, args, k)
-  for s = 1, k, 4000 do
-    redis.call(cmd, key, unpack(args, s, math.min(s + 3999, k)))
+  for s = 1, k, chunk do
+    redis.call(cmd, key, unpack(args, s, math.min(s + chunk - 1, k)))
   end
 end
 if nc > 0 then
