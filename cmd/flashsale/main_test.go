@@ -59,6 +59,11 @@ func runMain(t testing.TB, clock *testenv.Clock, args ...string) (string, *syncB
 	if err := m.ParseFlags(args); err != nil {
 		t.Fatal(err)
 	}
+	if m.Config.RedisURL == testenv.RedisURL() && m.Config.Namespace != "flashsale" {
+		// The test's own namespace on the shared test Redis: its stores
+		// and sales go when the test ends (after Main has stopped).
+		testenv.CleanupNamespace(t, testenv.Redis(t), m.Config.Namespace)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
