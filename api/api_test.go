@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
 	"github.com/flashsale/flashsale/api"
@@ -47,12 +46,8 @@ func newHarnessMode(t testing.TB, coalesce bool) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
-	m, err := api.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := api.New(api.Config{Engine: eng, AdminToken: admin, Metrics: m, Gatherer: reg})
+	// The server's own metrics registry, which its /metrics serves.
+	srv, err := api.New(api.Config{Engine: eng, AdminToken: admin})
 	if err != nil {
 		t.Fatal(err)
 	}

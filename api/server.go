@@ -33,14 +33,17 @@ type Check struct {
 	Check func(ctx context.Context) error
 }
 
-// Config configures a Server. Engine, AdminToken and Metrics are required.
+// Config configures a Server. Engine and AdminToken are required.
 type Config struct {
 	Engine *engine.Engine
 	// AdminToken is the bearer token of operator endpoints. Store tokens
 	// are derived from it (see StoreToken).
 	AdminToken string
-	Metrics    *Metrics
-	// Gatherer serves /metrics; prometheus.DefaultGatherer by default.
+	// Metrics records what the server does. Without it, the server makes
+	// its own on a registry of its own, which /metrics then serves.
+	Metrics *Metrics
+	// Gatherer serves /metrics; prometheus.DefaultGatherer by default
+	// (the server's own registry when it makes its Metrics).
 	Gatherer prometheus.Gatherer
 	// Ready lists the probes of /readyz.
 	Ready []Check
@@ -86,8 +89,17 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("api: config needs an Engine")
 	case len(cfg.AdminToken) < 16:
 		return nil, errors.New("api: the admin token must be at least 16 characters")
-	case cfg.Metrics == nil:
-		return nil, errors.New("api: config needs Metrics")
+	}
+	if cfg.Metrics == nil {
+		reg := prometheus.NewRegistry()
+		m, err := NewMetrics(reg)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Metrics = m
+		if cfg.Gatherer == nil {
+			cfg.Gatherer = reg
+		}
 	}
 	if cfg.Gatherer == nil {
 		cfg.Gatherer = prometheus.DefaultGatherer

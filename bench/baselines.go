@@ -11,7 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
 	"github.com/flashsale/flashsale/api"
@@ -130,13 +129,8 @@ func (f *fixture) httpNoop(o options) (op, func(), error) {
 // httpReserve serves the real API (coalescing on, metrics on) and posts
 // reservations to it.
 func (f *fixture) httpReserve(o options, saleID string) (op, func(), error) {
-	reg := prometheus.NewRegistry()
-	m, err := api.NewMetrics(reg)
-	if err != nil {
-		return nil, nil, err
-	}
-	srv, err := api.New(api.Config{Engine: f.eng, AdminToken: "bench-admin-token-0123456789", Metrics: m, Gatherer: reg,
-		Logger: slog.New(slog.DiscardHandler)})
+	// Metrics on (the server's own registry), as in production.
+	srv, err := api.New(api.Config{Engine: f.eng, AdminToken: "bench-admin-token-0123456789", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, nil, err
 	}

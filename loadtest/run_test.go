@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 	"github.com/valyala/fasthttp"
 
@@ -37,12 +36,7 @@ func serveAPI(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
-	m, err := api.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := api.New(api.Config{Engine: eng, AdminToken: adminToken, Metrics: m, Gatherer: reg, Logger: slog.New(slog.DiscardHandler)})
+	srv, err := api.New(api.Config{Engine: eng, AdminToken: adminToken, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
