@@ -31,7 +31,7 @@ func TestHarnessRuns(t *testing.T) {
 		"(a) raw Redis", "(b) engine Reserve, coalesced, 1 hot sale", "(b) engine Reserve, coalesced, 100 sales",
 		"(c) PostgreSQL row lock", "(d) HTTP no-op", "(d) HTTP POST",
 		"(b) hot sale / (a) raw Redis", "(b) hot sale / (c) PostgreSQL row lock", "(d) reserve endpoint / (d) no-op handler",
-		"p99 at 80% of peak",
+		"p99 at 80% of peak", "cpu µs/op", "(d) CPU per request, no-op / reserve endpoint",
 	} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
@@ -53,5 +53,27 @@ func TestRecorderKeepsTheFirstError(t *testing.T) {
 	res := rec.result(time.Second)
 	if res.firstErr != first || res.errs != 2 || res.ops != 1 || len(res.lat) != 3 {
 		t.Fatalf("result %+v", res)
+	}
+}
+
+// TestRedisCPU reads the CPU seconds out of an INFO cpu answer, and from
+// the real Redis: its CPU time only grows.
+func TestRedisCPU(t *testing.T) {
+	info := "# CPU\r\nused_cpu_sys:1.250000\r\nused_cpu_user:2.500000\r\nused_cpu_sys_children:9.000000\r\nused_cpu_sys_main_thread:1.000000\r\n"
+	if got, want := redisCPU(info), 3750*time.Millisecond; got != want {
+		t.Errorf("redisCPU = %v, want %v", got, want)
+	}
+	if got := redisCPU("# CPU\r\n"); got != 0 {
+		t.Errorf("redisCPU of nothing = %v", got)
+	}
+	rdb := testenv.Redis(t)
+	ctx := context.Background()
+	before := readCPU(ctx, rdb)
+	for range 200 {
+		rdb.Ping(ctx)
+	}
+	after := readCPU(ctx, rdb)
+	if before.redis <= 0 || after.redis < before.redis || after.proc <= before.proc {
+		t.Errorf("CPU times went from %+v to %+v", before, after)
 	}
 }
