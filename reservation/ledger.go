@@ -253,16 +253,17 @@ var reserveErrors = map[string]error{
 
 // Reserve runs a batch of reservations of one sale in one script call.
 func (l *Ledger) Reserve(ctx context.Context, saleID string, now time.Time, reqs []engine.LedgerReserve) ([]engine.LedgerOutcome, error) {
-	args := make([]any, 0, 2+5*len(reqs))
+	args := make([]any, 0, 2+7*len(reqs))
 	args = append(args, now.UnixMilli(), len(reqs))
-	// Every request's idempotency entry and candidates are written into one
-	// buffer, made into one string, and handed to go-redis as slices of it.
+	// Every request's idempotency entry, nearest distance and other
+	// candidates are written into one buffer, made into one string, and
+	// handed to go-redis as slices of it.
 	size := 0
 	for _, r := range reqs {
 		size += 24 + 2*len(r.UserID) + len(r.Key) + 16*len(r.Candidates)
 	}
 	buf := make([]byte, 0, size)
-	ends := make([]int, 0, 2*len(reqs))
+	ends := make([]int, 0, 3*len(reqs))
 	for _, r := range reqs {
 		buf = append(buf, "r:"...)
 		buf = strconv.AppendInt(buf, int64(len(r.UserID)), 10)
@@ -271,7 +272,11 @@ func (l *Ledger) Reserve(ctx context.Context, saleID string, now time.Time, reqs
 		buf = append(buf, ':')
 		buf = append(buf, r.Key...)
 		ends = append(ends, len(buf))
-		for i, c := range r.Candidates {
+		if len(r.Candidates) > 0 {
+			buf = strconv.AppendFloat(buf, r.Candidates[0].DistanceKm, 'f', 3, 64)
+		}
+		ends = append(ends, len(buf))
+		for i, c := range r.Candidates[min(1, len(r.Candidates)):] {
 			if i > 0 {
 				buf = append(buf, ' ')
 			}
@@ -283,9 +288,13 @@ func (l *Ledger) Reserve(ctx context.Context, saleID string, now time.Time, reqs
 	}
 	all, from := string(buf), 0
 	for i, r := range reqs {
-		rk, cands := all[from:ends[2*i]], all[ends[2*i]:ends[2*i+1]]
-		from = ends[2*i+1]
-		args = append(args, r.HoldID, r.UserID, rk, r.Quantity, cands)
+		e := ends[3*i : 3*i+3]
+		nearest := ""
+		if len(r.Candidates) > 0 {
+			nearest = r.Candidates[0].StoreID
+		}
+		args = append(args, r.HoldID, r.UserID, all[from:e[0]], r.Quantity, nearest, all[e[0]:e[1]], all[e[1]:e[2]])
+		from = e[2]
 	}
 	v, err := l.run(ctx, l.reserve, keys(saleID), args...)
 	if err != nil {

@@ -23,11 +23,15 @@
 -- are made at their full size at once (sized below) and filled by index.
 -- KEYS[1] meta  KEYS[2] stock  KEYS[3] buyers  KEYS[4] holds
 -- KEYS[5] expiry  KEYS[6] outbox
--- ARGV[1] now_ms  ARGV[2] n requests, then five per request:
+-- ARGV[1] now_ms  ARGV[2] n requests, then seven per request:
 --   hold_id, user, idempotency entry ("r:<len(user)>:<user>:<key>"; the
 --   user's length keeps (user, key) pairs from colliding), quantity (a
---   decimal integer), and the candidate stores as one string
---   "store km store km ..." (nearest first; ids hold no spaces)
+--   decimal integer), the nearest candidate store and its distance (km;
+--   '' and '' when there is no candidate), and the other candidates as one
+--   string "store km store km ..." (nearest first; ids hold no spaces).
+--   Most requests get their nearest store: it comes apart from the rest so
+--   that the script does not parse a list for them (Redis hashes every
+--   byte of every string a script makes, so each saved string counts).
 -- Returns n + 1 values: one per request, then the expiry (ms) of the holds
 -- this call created:
 --   k (an integer)         created at the request's k-th candidate store
@@ -73,8 +77,8 @@ local function hmget(key, fields, k)
 end
 local rks, users = sized(n), sized(n)
 for r = 1, n do
-  users[r] = ARGV[4 + 5 * (r - 1)]
-  rks[r] = ARGV[5 + 5 * (r - 1)]
+  users[r] = ARGV[4 + 7 * (r - 1)]
+  rks[r] = ARGV[5 + 7 * (r - 1)]
 end
 local prevs = hmget(KEYS[4], rks, n)
 if now < start or now >= stop then
@@ -95,27 +99,17 @@ local had = hmget(KEYS[3], users, n)
 -- left less confirmed.) The sale's lives in a local; a store's is in stock
 -- under its field name, which rkey makes once per store.
 local stock, rkey = {}, {}
--- Each request's nearest store and its distance, and where the next
--- candidate starts (cand[3r-2], cand[3r-1], cand[3r]; false when it has
--- none): most requests get their nearest store, so the rest of the list
--- is only read when it does not.
-local cand = sized(3 * n)
 local g
 do
   local fields, nf = sized(n + 1), 1
   fields[1] = 'g'
   for r = 1, n do
-    local _, e, s, d = string.find(ARGV[7 + 5 * (r - 1)], '^(%S+) (%S+) ?')
-    if s then
-      cand[3 * r - 2], cand[3 * r - 1], cand[3 * r] = s, d, e + 1
-      if not rkey[s] then
-        local rk = 'r:' .. s
-        rkey[s] = rk
-        nf = nf + 1
-        fields[nf] = rk
-      end
-    else
-      cand[3 * r - 2] = false
+    local s = ARGV[7 + 7 * (r - 1)]
+    if not rkey[s] and s ~= '' then
+      local rk = 'r:' .. s
+      rkey[s] = rk
+      nf = nf + 1
+      fields[nf] = rk
     end
   end
   local vals = hmget(KEYS[2], fields, nf)
@@ -151,7 +145,7 @@ local tail = '","state":"held","created":"' .. ts .. '","expires":"' .. exp .. '
 local mid1 = {}
 
 for r = 1, n do
-  local a = 3 + 5 * (r - 1)
+  local a = 3 + 7 * (r - 1)
   local rk = rks[r]
   if made[rk] then
     out[r] = 'r' .. made[rk]
@@ -170,11 +164,13 @@ for r = 1, n do
     elseif g < qty then
       out[r] = 'sold_out'
     else
-      local store, dist, k = cand[3 * r - 2], cand[3 * r - 1], 1
-      if store and stock[rkey[store]] < qty then
+      local store, dist, k = ARGV[a + 4], ARGV[a + 5], 1
+      if store == '' then
+        store = nil
+      elseif stock[rkey[store]] < qty then
         -- The nearest store is out: walk the rest of the candidates.
         store = nil
-        local cands, p = ARGV[a + 4], cand[3 * r]
+        local cands, p = ARGV[a + 6], 1
         while true do
           local _, e, s, d = string.find(cands, '^(%S+) (%S+) ?', p)
           if not e then break end
