@@ -253,14 +253,14 @@ var reserveErrors = map[string]error{
 
 // Reserve runs a batch of reservations of one sale in one script call.
 func (l *Ledger) Reserve(ctx context.Context, saleID string, now time.Time, reqs []engine.LedgerReserve) ([]engine.LedgerOutcome, error) {
-	args := make([]any, 0, 2+7*len(reqs))
+	args := make([]any, 0, 3+7*len(reqs))
 	args = append(args, now.UnixMilli(), len(reqs))
 	// Every request's idempotency entry, nearest distance and other
-	// candidates are written into one buffer, made into one string, and
-	// handed to go-redis as slices of it.
+	// candidates, and then the batch's hold ids, are written into one
+	// buffer, made into one string, and handed to go-redis as slices of it.
 	size := 0
 	for _, r := range reqs {
-		size += 24 + 2*len(r.UserID) + len(r.Key) + 16*len(r.Candidates)
+		size += 25 + 2*len(r.UserID) + len(r.Key) + len(r.HoldID) + 16*len(r.Candidates)
 	}
 	buf := make([]byte, 0, size)
 	ends := make([]int, 0, 3*len(reqs))
@@ -286,6 +286,13 @@ func (l *Ledger) Reserve(ctx context.Context, saleID string, now time.Time, reqs
 		}
 		ends = append(ends, len(buf))
 	}
+	idsFrom := len(buf)
+	for i, r := range reqs {
+		if i > 0 {
+			buf = append(buf, ' ')
+		}
+		buf = append(buf, r.HoldID...)
+	}
 	all, from := string(buf), 0
 	for i, r := range reqs {
 		e := ends[3*i : 3*i+3]
@@ -296,6 +303,7 @@ func (l *Ledger) Reserve(ctx context.Context, saleID string, now time.Time, reqs
 		args = append(args, r.HoldID, r.UserID, all[from:e[0]], r.Quantity, nearest, all[e[0]:e[1]], all[e[1]:e[2]])
 		from = e[2]
 	}
+	args = append(args, all[idsFrom:])
 	v, err := l.run(ctx, l.reserve, keys(saleID), args...)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -123,15 +124,13 @@ func (f *fixture) events(saleID string) []string {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	entries, err := reservation.OutboxEvents(f.ctx, f.rdb, saleID, msgs)
+	if err != nil {
+		f.t.Fatal(err)
+	}
 	var out []string
-	for _, m := range msgs {
-		evs, err := reservation.OutboxEvents(saleID, m.Values)
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		for _, ev := range evs {
-			out = append(out, ev.ID)
-		}
+	for _, e := range entries {
+		out = append(out, e.Event.ID)
 	}
 	return out
 }
@@ -713,8 +712,13 @@ func TestBatchSeesEarlierRequests(t *testing.T) {
 		int64(expiries[0].Score) != t0.Add(time.Minute+time.Duration(sale.HoldTTLSeconds)*time.Second).UnixMilli() {
 		t.Fatalf("expiry entries %+v (%v), want one for the batch", expiries, err)
 	}
-	if list, err := f.rdb.HGet(f.ctx, "{s:"+sale.ID+"}:holds", "x:"+sale.ID+".h1").Result(); err != nil ||
-		list != sale.ID+".h1 "+sale.ID+".h3 "+sale.ID+".h4" {
+	// The list is every request's hold id, as the caller sent them; those
+	// of requests that created nothing have no record.
+	want = nil
+	for _, id := range []string{"h1", "h1bis", "h2", "h3", "h4", "h5"} {
+		want = append(want, sale.ID+"."+id)
+	}
+	if list, err := f.rdb.HGet(f.ctx, "{s:"+sale.ID+"}:holds", "x:"+sale.ID+".h1").Result(); err != nil || list != strings.Join(want, " ") {
 		t.Fatalf("batch's expiry list %q (%v)", list, err)
 	}
 	// After the end, a batch still answers replays and creates nothing.
@@ -724,6 +728,22 @@ func TestBatchSeesEarlierRequests(t *testing.T) {
 	}
 	if !errors.Is(late[0].Err, engine.ErrEnded) || !late[1].Replayed || late[1].Hold.ID != sale.ID+".h4" || late[1].Hold.StoreID != stores[1].ID {
 		t.Fatalf("after the end: %+v", late)
+	}
+	// The sweeper expires the three holds of the batch's list, passes over
+	// the ids without a record, and gives every unit back.
+	expired, more, err := f.ledger.ExpireDue(f.ctx, sale.ID, t0.Add(time.Hour), 100)
+	if err != nil || more {
+		t.Fatalf("expire: %v (more %v)", err, more)
+	}
+	var gone []string
+	for _, h := range expired {
+		gone = append(gone, h.ID[len(sale.ID)+1:])
+	}
+	if slices.Sort(gone); fmt.Sprint(gone) != "[h1 h3 h4]" {
+		t.Fatalf("expired %v, want [h1 h3 h4]", gone)
+	}
+	if st := f.stock(sale.ID); st.Remaining != 3 || st.Held != 0 {
+		t.Fatalf("stock after expiry %+v", st)
 	}
 }
 
@@ -890,5 +910,58 @@ func TestExpiryPastSettledBatches(t *testing.T) {
 	}
 	if k, err := f.rdb.ZCard(f.ctx, "{s:"+sale.ID+"}:expiry").Result(); err != nil || k != 0 {
 		t.Fatalf("%d expiry entries left (%v)", k, err)
+	}
+}
+
+// TestOutboxCreationEvents: a batch's creations reach the outbox as the
+// holds were made, even when one changed state before the relay read it,
+// and entries in the form written before the "ids" list (the records
+// themselves) are still read.
+func TestOutboxCreationEvents(t *testing.T) {
+	f := newFixture(t)
+	stores := lineStores(testenv.ID("o-"), 1)
+	sale := f.newSale(stores, []int{5}, nil)
+	cands := []engine.Candidate{{StoreID: stores[0].ID, DistanceKm: 0.25}}
+	at := t0.Add(time.Minute)
+	outs, err := f.ledger.Reserve(f.ctx, sale.ID, at, []engine.LedgerReserve{
+		{HoldID: sale.ID + ".a", UserID: "u1", Key: "k", Quantity: 1, Candidates: cands},
+		{HoldID: sale.ID + ".b", UserID: "u2", Key: "k", Quantity: 1, Candidates: nil},
+		{HoldID: sale.ID + ".c", UserID: "u3", Key: "k", Quantity: 1, Candidates: cands},
+	})
+	if err != nil || outs[0].Err != nil || !errors.Is(outs[1].Err, engine.ErrNoStoreStock) || outs[2].Err != nil {
+		t.Fatalf("reserve: %+v %v", outs, err)
+	}
+	if _, err := f.ledger.Confirm(f.ctx, sale.ID, sale.ID+".a", engine.Actor{}, at.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// An entry as the previous version wrote it: the records, one per line.
+	legacy := outs[2].Hold
+	legacy.ID = sale.ID + ".old"
+	rec := `{"id":"` + legacy.ID + `","user":"u9","store":"` + stores[0].ID + `","qty":1,"dist":"0.250","state":"held","created":"1000","expires":"2000","updated":"1000"}`
+	if err := f.rdb.XAdd(f.ctx, &redis.XAddArgs{Stream: reservation.OutboxKey(sale.ID), Values: []any{"type", "hold.created", "at", "1000", "holds", rec}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := f.rdb.XRange(f.ctx, reservation.OutboxKey(sale.ID), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := reservation.OutboxEvents(f.ctx, f.rdb, sale.ID, msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		h := e.Event.Hold
+		if e.Event.Type == "hold.created" && (h.State != engine.HoldHeld || !h.UpdatedAt.Equal(h.CreatedAt)) {
+			t.Errorf("creation event of %s carries %+v, want the hold as created", h.ID, h)
+		}
+		got = append(got, fmt.Sprintf("%s %s q%d", e.Event.ID[len(sale.ID)+1:], e.Event.Type, h.Quantity))
+	}
+	want := []string{"a:held hold.created q1", "c:held hold.created q1", "a:confirmed hold.confirmed q1", "old:held hold.created q1"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+	if created := entries[0].Event.Hold; created != outs[0].Hold {
+		t.Fatalf("creation event %+v, reservation answered %+v", created, outs[0].Hold)
 	}
 }

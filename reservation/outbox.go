@@ -86,7 +86,7 @@ func (o *Outbox) Read(ctx context.Context, saleID, consumer string, max int) ([]
 	}
 	msgs, err := read("0")
 	if err != nil || len(msgs) > 0 {
-		return o.entries(saleID, msgs, err)
+		return o.entries(ctx, saleID, msgs, err)
 	}
 	o.mu.Lock()
 	claim := time.Since(o.lastClaim[key]) > o.claimIdle/2
@@ -102,20 +102,51 @@ func (o *Outbox) Read(ctx context.Context, saleID, consumer string, max int) ([]
 			return nil, unavailable(err)
 		}
 		if len(msgs) > 0 {
-			return o.entries(saleID, msgs, nil)
+			return o.entries(ctx, saleID, msgs, nil)
 		}
 	}
 	msgs, err = read(">")
-	return o.entries(saleID, msgs, err)
+	return o.entries(ctx, saleID, msgs, err)
 }
 
-func (o *Outbox) entries(saleID string, msgs []redis.XMessage, err error) ([]engine.OutboxEntry, error) {
+func (o *Outbox) entries(ctx context.Context, saleID string, msgs []redis.XMessage, err error) ([]engine.OutboxEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]engine.OutboxEntry, 0, len(msgs))
+	return OutboxEvents(ctx, o.rdb, saleID, msgs)
+}
+
+// OutboxEvents turns entries of a sale's outbox stream into their events,
+// in order. An entry is one transition ("id", "type", "at", "hold": its
+// record), or the creations of one reserve batch: "type", "at" and "ids",
+// the batch's hold ids, whose records it reads from the sale's holds hash
+// (with one HMGET for every such entry given), passing over ids with no
+// record (requests of the batch that created nothing). A creation's event
+// has the id "<hold id>:held" and the hold as it was created, whatever
+// became of it since. Entries written before the "ids" form carry the
+// records themselves ("holds": one per line) and are read as well.
+func OutboxEvents(ctx context.Context, rdb redis.UniversalClient, saleID string, msgs []redis.XMessage) ([]engine.OutboxEntry, error) {
+	var ids []string
 	for _, m := range msgs {
-		evs, err := OutboxEvents(saleID, m.Values)
+		if list, ok := m.Values["ids"].(string); ok {
+			ids = append(ids, strings.Fields(list)...)
+		}
+	}
+	recs := make(map[string]string, len(ids))
+	if len(ids) > 0 {
+		vals, err := rdb.HMGet(ctx, keys(saleID)[3], ids...).Result()
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		for i, v := range vals {
+			if rec, ok := v.(string); ok {
+				recs[ids[i]] = rec
+			}
+		}
+	}
+	out := make([]engine.OutboxEntry, 0, len(msgs)+len(recs))
+	for _, m := range msgs {
+		evs, err := entryEvents(saleID, m.Values, recs)
 		if err != nil {
 			return nil, fmt.Errorf("outbox entry %s of sale %q: %w", m.ID, saleID, err)
 		}
@@ -126,17 +157,20 @@ func (o *Outbox) entries(saleID string, msgs []redis.XMessage, err error) ([]eng
 	return out, nil
 }
 
-// OutboxEvents turns the fields of one outbox stream entry into its
-// events: a single transition ("id", "type", "at", "hold"), or the
-// creations of one reserve batch ("type", "at", "holds": one record per
-// line), each with the id "<hold id>:held".
-func OutboxEvents(saleID string, v map[string]any) ([]engine.Event, error) {
+// entryEvents returns the events of one outbox entry with fields v; recs
+// holds the records of the holds an "ids" entry lists.
+func entryEvents(saleID string, v map[string]any, recs map[string]string) ([]engine.Event, error) {
 	str := func(k string) string { s, _ := v[k].(string); return s }
 	ms, _ := strconv.ParseInt(str("at"), 10, 64)
-	event := func(id, rec string) (engine.Event, error) {
+	event := func(id, rec string, created bool) (engine.Event, error) {
 		h, err := decodeHold(saleID, rec)
 		if err != nil {
 			return engine.Event{}, err
+		}
+		if created {
+			// The record read now may be of a later state; a creation
+			// carries the hold as it was made.
+			h.State, h.UpdatedAt = engine.HoldHeld, h.CreatedAt
 		}
 		if id == "" {
 			id = h.ID + ":" + string(h.State)
@@ -151,23 +185,42 @@ func OutboxEvents(saleID string, v map[string]any) ([]engine.Event, error) {
 			Hold:       h,
 		}, nil
 	}
-	recs, batch := v["holds"].(string)
-	if !batch {
-		ev, err := event(str("id"), str("hold"))
-		if err != nil {
-			return nil, err
+	if list, ok := v["ids"].(string); ok {
+		var out []engine.Event
+		for id := range strings.FieldsSeq(list) {
+			rec, ok := recs[id]
+			if !ok {
+				continue
+			}
+			ev, err := event("", rec, true)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ev)
 		}
-		return []engine.Event{ev}, nil
-	}
-	out := make([]engine.Event, 0, strings.Count(recs, "\n")+1)
-	for rec := range strings.SplitSeq(recs, "\n") {
-		ev, err := event("", rec)
-		if err != nil {
-			return nil, err
+		if len(out) == 0 {
+			// A batch's entry is only written when it created a hold, and
+			// in the same script as the holds' records.
+			return nil, fmt.Errorf("%w: none of the holds it lists has a record", engine.ErrUnavailable)
 		}
-		out = append(out, ev)
+		return out, nil
 	}
-	return out, nil
+	if recs, ok := v["holds"].(string); ok {
+		out := make([]engine.Event, 0, strings.Count(recs, "\n")+1)
+		for rec := range strings.SplitSeq(recs, "\n") {
+			ev, err := event("", rec, false)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ev)
+		}
+		return out, nil
+	}
+	ev, err := event(str("id"), str("hold"), false)
+	if err != nil {
+		return nil, err
+	}
+	return []engine.Event{ev}, nil
 }
 
 // Ack acknowledges entries and deletes them from the stream.

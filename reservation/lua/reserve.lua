@@ -10,8 +10,11 @@
 -- of that name in the holds hash lists the batch's hold ids (expire.lua
 -- reads both kinds of entry: these and single hold ids). Each request
 -- still sees every earlier one. The batch's creations are one outbox entry
--- (type hold.created, field holds: the records, one per line), so that the
--- stream costs one command per batch, not one per hold.
+-- (type hold.created, field ids: the batch's hold ids), so that the stream
+-- costs one command per batch, not one per hold; the relay reads the
+-- records from the holds hash. Redis hashes every byte of every string a
+-- script makes, so the script joins no lists of its own: the caller sends
+-- the ids already joined.
 --
 -- This script runs once per batch on the sale's single Redis thread, so it
 -- is written for that thread's time: Lua strings are interned (each new one
@@ -30,8 +33,8 @@
 --   '' and '' when there is no candidate), and the other candidates as one
 --   string "store km store km ..." (nearest first; ids hold no spaces).
 --   Most requests get their nearest store: it comes apart from the rest so
---   that the script does not parse a list for them (Redis hashes every
---   byte of every string a script makes, so each saved string counts).
+--   that the script does not parse a list for them.
+-- ARGV[3 + 7n]: the batch's hold ids, "id id ..." in request order.
 -- Returns n + 1 values: one per request, then the expiry (ms) of the holds
 -- this call created:
 --   k (an integer)         created at the request's k-th candidate store
@@ -135,8 +138,8 @@ local bought, buyersChanged, nb = {}, sized(n), 0
 -- Records this batch created, by idempotency entry: a replay inside the
 -- batch finds its hold here.
 local made = {}
--- The nc holds created: HSET arguments (two fields each), ids, records.
-local holdArgs, hids, created, nc = sized(4 * n + 2), sized(n), sized(n), 0
+-- The nc holds created: HSET arguments (two fields each).
+local holdArgs, nc = sized(4 * n + 2), 0
 local ts = ARGV[1]
 local exp = string.format('%d', now + ttl)
 -- The part of every record of this batch after the distance, and the part
@@ -217,7 +220,6 @@ for r = 1, n do
         local h = 4 * nc
         holdArgs[h + 1], holdArgs[h + 2], holdArgs[h + 3], holdArgs[h + 4] = hid, rec, rk, hid
         nc = nc + 1
-        hids[nc], created[nc] = hid, rec
         out[r] = k
       end
     end
@@ -250,11 +252,15 @@ if nc > 0 then
     b[2 * i - 1], b[2 * i] = u, vs
   end
   write('HSET', KEYS[3], b, 2 * nb)
-  local batch = 'x:' .. hids[1]
-  holdArgs[4 * nc + 1], holdArgs[4 * nc + 2] = batch, table.concat(hids, ' ', 1, nc)
+  -- The batch's ids, as the caller listed them, serve both its expiry
+  -- entry and its outbox entry: ids of requests that created nothing are
+  -- in the list too, and have no record, so readers pass over them.
+  local ids = ARGV[3 + 7 * n]
+  local batch = 'x:' .. ARGV[3]
+  holdArgs[4 * nc + 1], holdArgs[4 * nc + 2] = batch, ids
   write('HSET', KEYS[4], holdArgs, 4 * nc + 2)
   redis.call('ZADD', KEYS[5], exp, batch)
-  redis.call('XADD', KEYS[6], '*', 'type', 'hold.created', 'at', ts, 'holds', table.concat(created, '\n', 1, nc))
+  redis.call('XADD', KEYS[6], '*', 'type', 'hold.created', 'at', ts, 'ids', ids)
 end
 out[n + 1] = exp
 return out
