@@ -76,6 +76,7 @@ type Server struct {
 	promh   fasthttp.RequestHandler
 	closing chan struct{}
 	once    sync.Once
+	reqCtx  *requestContexts
 }
 
 // Close ends the live store streams, so that a graceful shutdown does not
@@ -120,7 +121,23 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		promh:   fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})),
 		closing: make(chan struct{}),
+		reqCtx:  newRequestContexts(cfg.RequestTimeout),
 	}, nil
+}
+
+// splitPath appends the "/"-separated segments of path, without its
+// leading and trailing slashes, to seg: what strings.Split(strings.Trim(
+// path, "/"), "/") returns, without allocating when seg has room.
+func splitPath(path string, seg []string) []string {
+	path = strings.Trim(path, "/")
+	for {
+		i := strings.IndexByte(path, '/')
+		if i < 0 {
+			return append(seg, path)
+		}
+		seg = append(seg, path[:i])
+		path = path[i+1:]
+	}
 }
 
 // StoreToken returns the bearer token of a store; see engine.StoreToken.
@@ -156,7 +173,7 @@ func (s *Server) principal(ctx *fasthttp.RequestCtx) principal {
 func (s *Server) Handler() fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		start := time.Now()
-		route := s.route(ctx)
+		route := s.route(ctx, start)
 		code := ctx.Response.StatusCode()
 		s.metrics.requests.WithLabelValues(route, statusClass(code)).Observe(time.Since(start).Seconds())
 		if code >= 500 {
@@ -178,13 +195,14 @@ func (s *Server) OpsHandler() fasthttp.RequestHandler {
 	}
 }
 
-// route dispatches a request and returns the route label for metrics.
-func (s *Server) route(ctx *fasthttp.RequestCtx) string {
+// route dispatches a request that began at start and returns the route
+// label for metrics.
+func (s *Server) route(ctx *fasthttp.RequestCtx, start time.Time) string {
 	path := string(ctx.Path())
 	method := string(ctx.Method())
-	seg := strings.Split(strings.Trim(path, "/"), "/")
-	c, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
-	defer cancel()
+	var segs [8]string
+	seg := splitPath(path, segs[:0])
+	c := s.reqCtx.get(start)
 
 	switch {
 	case path == "/" || path == "/index.html":

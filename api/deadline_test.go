@@ -1,0 +1,59 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRequestContexts: requests of one tick share a context whose deadline
+// is at least the timeout and less than a tick more after each began; a
+// request past the shared deadline's reach gets a new one; the context is
+// done at its deadline, with the error of a deadline, and not before.
+func TestRequestContexts(t *testing.T) {
+	rc := newRequestContexts(160 * time.Millisecond) // tick 10 ms
+	t0 := time.Now()
+	a := rc.get(t0)
+	b := rc.get(t0.Add(time.Millisecond))
+	for i, c := range []context.Context{a, b} {
+		d, ok := c.Deadline()
+		began := t0.Add(time.Duration(i) * time.Millisecond)
+		if !ok || d.Before(began.Add(rc.timeout)) || !d.Before(began.Add(rc.timeout+rc.tick)) {
+			t.Fatalf("request %d: deadline %v after it began, want [%v, %v)", i, d.Sub(began), rc.timeout, rc.timeout+rc.tick)
+		}
+	}
+	da, _ := a.Deadline()
+	later := da.Add(-rc.timeout).Add(time.Millisecond) // its own deadline is past a's
+	c := rc.get(later)
+	if dc, _ := c.Deadline(); !dc.After(da) || c == a {
+		t.Fatalf("a request beginning %v after a's start shares a deadline %v", later.Sub(t0), dc)
+	}
+	if a.Err() != nil {
+		t.Fatalf("done before its deadline: %v", a.Err())
+	}
+	select {
+	case <-a.Done():
+		if !errors.Is(a.Err(), context.DeadlineExceeded) || time.Now().Before(da) {
+			t.Fatalf("done at %v before the deadline, err %v", time.Until(da), a.Err())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not done 5 s after its deadline")
+	}
+	if a.Value("anything") != nil {
+		t.Fatal("a request context carries no values")
+	}
+}
+
+// TestSplitPath matches strings.Split of the trimmed path.
+func TestSplitPath(t *testing.T) {
+	for _, p := range []string{"", "/", "//", "/v1", "/v1/", "/v1/sales/s1/reservations", "v1//x", "/a/b/c/d/e/f/g/h/i/j/k"} {
+		var buf [8]string
+		got := splitPath(p, buf[:0])
+		if want := strings.Split(strings.Trim(p, "/"), "/"); !slices.Equal(got, want) {
+			t.Errorf("splitPath(%q) = %q, want %q", p, got, want)
+		}
+	}
+}
