@@ -251,9 +251,39 @@ var reserveErrors = map[string]error{
 	"unknown_sale":   engine.ErrUnknownSale,
 }
 
+// shopperRepeats reports whether a shopper has more than one request in
+// reqs: only then does the reserve script keep per-shopper tables.
+func shopperRepeats(reqs []engine.LedgerReserve) bool {
+	if len(reqs) <= 16 {
+		for i := range reqs {
+			for j := range i {
+				if reqs[i].UserID == reqs[j].UserID {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	seen := make(map[string]struct{}, len(reqs))
+	for _, r := range reqs {
+		if _, ok := seen[r.UserID]; ok {
+			return true
+		}
+		seen[r.UserID] = struct{}{}
+	}
+	return false
+}
+
+func boolArg(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
 // Reserve runs a batch of reservations of one sale in one script call.
 func (l *Ledger) Reserve(ctx context.Context, saleID string, now time.Time, reqs []engine.LedgerReserve) ([]engine.LedgerOutcome, error) {
-	args := make([]any, 0, 3+7*len(reqs))
+	args := make([]any, 0, 4+7*len(reqs))
 	args = append(args, now.UnixMilli(), len(reqs))
 	// Every request's idempotency entry, nearest distance and other
 	// candidates, and then the batch's hold ids, are written into one
@@ -303,7 +333,7 @@ func (l *Ledger) Reserve(ctx context.Context, saleID string, now time.Time, reqs
 		args = append(args, r.HoldID, r.UserID, all[from:e[0]], r.Quantity, nearest, all[e[0]:e[1]], all[e[1]:e[2]])
 		from = e[2]
 	}
-	args = append(args, all[idsFrom:])
+	args = append(args, all[idsFrom:], boolArg(shopperRepeats(reqs)))
 	v, err := l.run(ctx, l.reserve, keys(saleID), args...)
 	if err != nil {
 		return nil, err

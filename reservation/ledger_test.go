@@ -965,3 +965,37 @@ func TestOutboxCreationEvents(t *testing.T) {
 		t.Fatalf("creation event %+v, reservation answered %+v", created, outs[0].Hold)
 	}
 }
+
+// TestLargeBatchRepeatedShopper: in a batch too big for the pairwise check
+// of repeated shoppers, a shopper's second request still sees the first:
+// a second key is over the limit, the same key replays the hold.
+func TestLargeBatchRepeatedShopper(t *testing.T) {
+	f := newFixture(t)
+	stores := lineStores(testenv.ID("r-"), 1)
+	sale := f.newSale(stores, []int{100}, nil)
+	cands := []engine.Candidate{{StoreID: stores[0].ID, DistanceKm: 0.5}}
+	var reqs []engine.LedgerReserve
+	for i := range 40 {
+		user, key := fmt.Sprint("u", i), "k"
+		switch i {
+		case 30:
+			user, key = "u3", "other"
+		case 39:
+			user = "u5"
+		}
+		reqs = append(reqs, engine.LedgerReserve{HoldID: fmt.Sprint(sale.ID, ".h", i), UserID: user, Key: key, Quantity: 1, Candidates: cands})
+	}
+	outs, err := f.ledger.Reserve(f.ctx, sale.ID, t0.Add(time.Minute), reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(outs[30].Err, engine.ErrLimitReached) {
+		t.Fatalf("second key of a shopper: %+v, want limit reached", outs[30])
+	}
+	if !outs[39].Replayed || outs[39].Hold.ID != sale.ID+".h5" {
+		t.Fatalf("same key again: %+v, want the replay of h5", outs[39])
+	}
+	if st := f.stock(sale.ID); st.Held != 38 {
+		t.Fatalf("held %d, want 38", st.Held)
+	}
+}

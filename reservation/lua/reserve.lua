@@ -35,6 +35,8 @@
 --   Most requests get their nearest store: it comes apart from the rest so
 --   that the script does not parse a list for them.
 -- ARGV[3 + 7n]: the batch's hold ids, "id id ..." in request order.
+-- ARGV[4 + 7n]: "1" when a shopper has more than one request in the batch,
+--   else "0": only then does the script keep per-shopper tables.
 -- Returns n + 1 values: one per request, then the expiry (ms) of the holds
 -- this call created:
 --   k (an integer)         created at the request's k-th candidate store
@@ -132,12 +134,16 @@ end
 -- Stores whose counters changed, to write back: touched lists nt of them
 -- and isTouched marks them.
 local touched, nt, isTouched = sized(n), 0, {}
--- Units each shopper holds, from the batch's earlier requests or Redis;
--- the nb shoppers whose count changed.
-local bought, buyersChanged, nb = {}, sized(n), 0
--- Records this batch created, by idempotency entry: a replay inside the
--- batch finds its hold here.
-local made = {}
+-- Shoppers' new counts, to write back: HSET arguments (shopper, count),
+-- nb of them. A shopper with two holds in the batch is in it twice, and
+-- the later, higher count wins.
+local counts, nb = sized(2 * n), 0
+-- When a shopper has more than one request in the batch: the units each
+-- holds after the batch's earlier requests (else Redis's count is theirs),
+-- and the records created, by idempotency entry, so that a replay inside
+-- the batch finds its hold.
+local bought, made
+if ARGV[4 + 7 * n] == '1' then bought, made = {}, {} end
 -- The nc holds created: HSET arguments (two fields each).
 local holdArgs, nc = sized(4 * n + 2), 0
 local ts = ARGV[1]
@@ -150,14 +156,14 @@ local mid1 = {}
 for r = 1, n do
   local a = 3 + 7 * (r - 1)
   local rk = rks[r]
-  if made[rk] then
+  if made and made[rk] then
     out[r] = 'r' .. made[rk]
   elseif prevs[r] then
     out[r] = 'r' .. redis.call('HGET', KEYS[4], prevs[r])
   else
     local user, qs = users[r], ARGV[a + 3]
     local qty = qs == '1' and 1 or tonumber(qs)
-    local held = bought[user]
+    local held = bought and bought[user]
     if held == nil then
       local hv = had[r]
       held = hv and tonumber(hv) or 0
@@ -197,11 +203,10 @@ for r = 1, n do
           nt = nt + 1
           touched[nt] = store
         end
-        if bought[user] == nil then
-          nb = nb + 1
-          buyersChanged[nb] = user
-        end
-        bought[user] = held + qty
+        local total = held + qty
+        nb = nb + 1
+        counts[2 * nb - 1], counts[2 * nb] = user, total == 1 and '1' or string.format('%d', total)
+        if bought then bought[user] = total end
         -- Ids are validated to letters, digits and "_.:@+-": nothing to
         -- escape.
         local mid
@@ -216,7 +221,7 @@ for r = 1, n do
         end
         local hid = ARGV[a]
         local rec = '{"id":"' .. hid .. '","user":"' .. user .. mid .. dist .. tail
-        made[rk] = rec
+        if made then made[rk] = rec end
         local h = 4 * nc
         holdArgs[h + 1], holdArgs[h + 2], holdArgs[h + 3], holdArgs[h + 4] = hid, rec, rk, hid
         nc = nc + 1
@@ -241,17 +246,7 @@ if nc > 0 then
     a[2 * i + 1], a[2 * i + 2] = rf, string.format('%d', stock[rf])
   end
   write('HSET', KEYS[2], a, 2 * nt + 2)
-  -- Shoppers' counts are small numbers shared by many: each is formatted
-  -- once.
-  local b, nums = sized(2 * nb), {}
-  for i = 1, nb do
-    local u = buyersChanged[i]
-    local v = bought[u]
-    local vs = nums[v]
-    if not vs then vs = string.format('%d', v); nums[v] = vs end
-    b[2 * i - 1], b[2 * i] = u, vs
-  end
-  write('HSET', KEYS[3], b, 2 * nb)
+  write('HSET', KEYS[3], counts, 2 * nb)
   -- The batch's ids, as the caller listed them, serve both its expiry
   -- entry and its outbox entry: ids of requests that created nothing are
   -- in the list too, and have no record, so readers pass over them.
