@@ -352,6 +352,7 @@ func newFixture(ctx context.Context, o options) (*fixture, error) {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
 	opt.PoolSize = 2 * o.workers
+	reservation.Tune(opt) // as the flashsale binary does
 	rdb := redis.NewClient(opt)
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		return nil, fmt.Errorf("cannot reach Redis at %s: %v (run scripts/ensure-services.sh redis)", o.redisURL, err)

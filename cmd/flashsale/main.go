@@ -304,12 +304,15 @@ func (m *Main) audit(ctx context.Context, eng *engine.Engine, db *persist.DB, ou
 func (m *Main) openRedis(ctx context.Context) (redis.UniversalClient, error) {
 	var rdb redis.UniversalClient
 	if m.Config.RedisClusterAddrs != "" {
-		rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(m.Config.RedisClusterAddrs, ",")})
+		opt := &redis.ClusterOptions{Addrs: strings.Split(m.Config.RedisClusterAddrs, ",")}
+		reservation.TuneCluster(opt)
+		rdb = redis.NewClusterClient(opt)
 	} else {
 		opt, err := redis.ParseURL(m.Config.RedisURL)
 		if err != nil {
 			return nil, fmt.Errorf("REDIS_URL %q: %w", m.Config.RedisURL, err)
 		}
+		reservation.Tune(opt)
 		rdb = redis.NewClient(opt)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -33,6 +33,7 @@ func Redis(t testing.TB) *redis.Client {
 		t.Fatalf("REDIS_URL: %v", err)
 	}
 	opt.PoolSize = 64
+	reservation.Tune(opt)
 	rdb := redis.NewClient(opt)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
