@@ -14,7 +14,9 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/flashsale/flashsale/api"
+	"github.com/flashsale/flashsale/engine"
 	"github.com/flashsale/flashsale/persist"
+	"github.com/flashsale/flashsale/reservation"
 )
 
 // postgresReserve is the row-lock baseline: what a seckill service built on
@@ -131,6 +133,46 @@ func (f *fixture) httpNoop(o options) (op, func(), error) {
 func (f *fixture) httpReserve(o options, saleID string) (op, func(), error) {
 	// Metrics on (the server's own registry), as in production.
 	srv, err := api.New(api.Config{Engine: f.eng, AdminToken: "bench-admin-token-0123456789", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, nil, err
+	}
+	c, stop, err := serve(o, srv.Handler())
+	if err != nil {
+		return nil, nil, err
+	}
+	return f.httpLoad(c, "/v1/sales/"+saleID+"/reservations", fasthttp.StatusCreated), stop, nil
+}
+
+// memoryLedger is the ledger of the d-memory scenario: every reservation
+// is created at once at its nearest candidate, nothing is stored, Redis is
+// not asked (sales are still loaded from it). It is not a ledger anyone
+// could use; it measures what the reserve endpoint costs apart from the
+// store behind it.
+type memoryLedger struct{ *reservation.Ledger }
+
+func (l memoryLedger) Reserve(_ context.Context, saleID string, now time.Time, reqs []engine.LedgerReserve) ([]engine.LedgerOutcome, error) {
+	out := make([]engine.LedgerOutcome, len(reqs))
+	for i, r := range reqs {
+		if len(r.Candidates) == 0 {
+			out[i].Err = engine.ErrNoStoreStock
+			continue
+		}
+		c := r.Candidates[0]
+		out[i].Hold = engine.Hold{ID: r.HoldID, SaleID: saleID, StoreID: c.StoreID, UserID: r.UserID, Quantity: r.Quantity,
+			DistanceKm: c.DistanceKm, State: engine.HoldHeld, CreatedAt: now, ExpiresAt: now.Add(10 * time.Minute), UpdatedAt: now}
+	}
+	return out, nil
+}
+
+// httpMemory serves the real API over an engine (coalescing on, as
+// configured) whose ledger is memoryLedger.
+func (f *fixture) httpMemory(o options, saleID string) (op, func(), error) {
+	cc := o.coalesce
+	eng, err := engine.New(engine.Config{Ledger: memoryLedger{f.ledger}, Coalesce: &cc})
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := api.New(api.Config{Engine: eng, AdminToken: "bench-admin-token-0123456789", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -29,7 +29,8 @@ func TestHarnessRuns(t *testing.T) {
 	report := out.String()
 	for _, want := range []string{
 		"(a) raw Redis", "(b) engine Reserve, coalesced, 1 hot sale", "(b) engine Reserve, coalesced, 100 sales",
-		"(c) PostgreSQL row lock", "(d) HTTP no-op", "(d) HTTP POST",
+		"(c) PostgreSQL row lock", "(d) HTTP no-op", "(d) HTTP POST /v1", "(d) HTTP POST, in-memory ledger",
+		"(d) in-memory ledger / (d) no-op handler",
 		"(b) hot sale / (a) raw Redis", "(b) hot sale / (c) PostgreSQL row lock", "(d) reserve endpoint / (d) no-op handler",
 		"p99 at 80% of peak", "cpu µs/op", "(d) CPU per request, no-op / reserve endpoint",
 	} {
