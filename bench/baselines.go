@@ -128,11 +128,11 @@ func (f *fixture) httpNoop(o options) (op, func(), error) {
 	return f.httpLoad(c, "/v1/sales/noop/reservations", fasthttp.StatusCreated), stop, nil
 }
 
-// httpReserve serves the real API (coalescing on, metrics on) and posts
+// httpReserve serves the real API over eng (metrics on) and posts
 // reservations to it.
-func (f *fixture) httpReserve(o options, saleID string) (op, func(), error) {
+func (f *fixture) httpReserve(o options, eng *engine.Engine, saleID string) (op, func(), error) {
 	// Metrics on (the server's own registry), as in production.
-	srv, err := api.New(api.Config{Engine: f.eng, AdminToken: "bench-admin-token-0123456789", Logger: slog.New(slog.DiscardHandler)})
+	srv, err := api.New(api.Config{Engine: eng, AdminToken: "bench-admin-token-0123456789", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -172,13 +172,5 @@ func (f *fixture) httpMemory(o options, saleID string) (op, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	srv, err := api.New(api.Config{Engine: eng, AdminToken: "bench-admin-token-0123456789", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		return nil, nil, err
-	}
-	c, stop, err := serve(o, srv.Handler())
-	if err != nil {
-		return nil, nil, err
-	}
-	return f.httpLoad(c, "/v1/sales/"+saleID+"/reservations", fasthttp.StatusCreated), stop, nil
+	return f.httpReserve(o, eng, saleID)
 }

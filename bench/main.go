@@ -178,7 +178,7 @@ func (f *fixture) scenarios(o options) []scenario {
 			if err != nil {
 				return nil, nil, err
 			}
-			return f.httpReserve(o, ids[0])
+			return f.httpReserve(o, f.eng, ids[0])
 		}},
 	}
 }
