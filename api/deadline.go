@@ -7,8 +7,8 @@ import (
 )
 
 // requestContexts hands out the contexts requests run under: each ends
-// RequestTimeout after its request began, rounded up to the next tick, and
-// the requests of one tick share it. One timer per tick, instead of a
+// RequestTimeout after its request began, or up to a tick later, and the
+// requests of one tick share it. One timer per tick, instead of a
 // timer started and stopped (and five allocations) per request, which
 // showed in the reserve path's profile.
 type requestContexts struct {
@@ -20,16 +20,19 @@ func newRequestContexts(timeout time.Duration) *requestContexts {
 	return &requestContexts{timeout: timeout, tick: max(time.Microsecond, min(10*time.Millisecond, timeout/16))}
 }
 
-// get returns a context whose deadline is at least timeout and less than
-// timeout plus a tick after now.
+// get returns a context whose deadline is at least timeout after now
+// (the request's start, from time.Now) and about a tick more at most. The
+// deadlines keep now's monotonic clock reading, so a step of the wall
+// clock cannot make a context look longer-lived than it is; one that is
+// done is never handed out again.
 func (r *requestContexts) get(now time.Time) context.Context {
 	want := now.Add(r.timeout)
-	if c := r.cur.Load(); c != nil && !c.deadline.Before(want) {
+	if c := r.cur.Load(); c != nil && !c.deadline.Before(want) && c.Err() == nil {
 		return c
 	}
 	// Requests racing here may each make one; each is right for the
 	// request that made it.
-	c := newSharedDeadline(want.Truncate(r.tick).Add(r.tick))
+	c := newSharedDeadline(want.Add(r.tick))
 	r.cur.Store(c)
 	return c
 }

@@ -10,19 +10,26 @@ import (
 )
 
 // TestRequestContexts: requests of one tick share a context whose deadline
-// is at least the timeout and less than a tick more after each began; a
-// request past the shared deadline's reach gets a new one; the context is
-// done at its deadline, with the error of a deadline, and not before.
+// is at least the timeout and at most a tick more after each began, on the
+// monotonic clock; a request past the shared deadline's reach gets a new
+// one; the context is done at its deadline, with the error of a deadline,
+// and not before, and a done one is never handed out again.
 func TestRequestContexts(t *testing.T) {
 	rc := newRequestContexts(160 * time.Millisecond) // tick 10 ms
 	t0 := time.Now()
 	a := rc.get(t0)
 	b := rc.get(t0.Add(time.Millisecond))
+	if a != b {
+		t.Fatal("two requests a millisecond apart do not share a context")
+	}
 	for i, c := range []context.Context{a, b} {
 		d, ok := c.Deadline()
 		began := t0.Add(time.Duration(i) * time.Millisecond)
-		if !ok || d.Before(began.Add(rc.timeout)) || !d.Before(began.Add(rc.timeout+rc.tick)) {
-			t.Fatalf("request %d: deadline %v after it began, want [%v, %v)", i, d.Sub(began), rc.timeout, rc.timeout+rc.tick)
+		if !ok || d.Before(began.Add(rc.timeout)) || d.After(began.Add(rc.timeout+rc.tick)) {
+			t.Fatalf("request %d: deadline %v after it began, want [%v, %v]", i, d.Sub(began), rc.timeout, rc.timeout+rc.tick)
+		}
+		if !strings.Contains(d.String(), " m=") {
+			t.Fatalf("deadline %v has no monotonic clock reading: a wall clock step would move it", d)
 		}
 	}
 	da, _ := a.Deadline()
@@ -44,6 +51,14 @@ func TestRequestContexts(t *testing.T) {
 	}
 	if a.Value("anything") != nil {
 		t.Fatal("a request context carries no values")
+	}
+	// A context that is done is not handed out again, whatever its
+	// deadline says.
+	done := &sharedDeadline{deadline: time.Now().Add(time.Hour), done: make(chan struct{})}
+	close(done.done)
+	rc.cur.Store(done)
+	if got := rc.get(time.Now()); got == context.Context(done) || got.Err() != nil {
+		t.Fatalf("handed out a done context: %v", got.Err())
 	}
 }
 

@@ -134,29 +134,36 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 
 // RelayOnce relays what the outboxes hold now, batch by batch, and returns
 // how many events it published. A failed publish is retried with backoff
-// until it succeeds or ctx is done; nothing is acknowledged before.
+// until it succeeds or ctx is done; nothing is acknowledged before. A sale
+// whose outbox cannot be read or acknowledged is left for the next call
+// and does not hold up the others: their events are relayed, and the
+// errors are returned together.
 func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	sales, err := r.cfg.Sales(ctx)
 	if err != nil {
 		return 0, err
 	}
 	total := 0
+	var errs []error
+sales:
 	for _, id := range sales {
 		for {
 			entries, err := r.cfg.Outbox.Read(ctx, id, r.cfg.Consumer, r.cfg.Batch)
 			if err != nil {
-				return total, fmt.Errorf("read outbox of sale %q: %w", id, err)
+				errs = append(errs, fmt.Errorf("read outbox of sale %q: %w", id, err))
+				continue sales
 			}
 			if len(entries) == 0 {
 				break
 			}
 			if err := r.publish(ctx, entries); err != nil {
-				return total, err
+				return total, errors.Join(append(errs, err)...) // ctx is done
 			}
 			if err := r.cfg.Outbox.Ack(ctx, id, entries); err != nil {
 				// Published but not acknowledged: the entries will be
 				// published again, and consumers drop the duplicates.
-				return total, fmt.Errorf("ack outbox of sale %q: %w", id, err)
+				errs = append(errs, fmt.Errorf("ack outbox of sale %q: %w", id, err))
+				continue sales
 			}
 			total += len(entries)
 			if len(entries) < r.cfg.Batch {
@@ -164,7 +171,7 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	return total, nil
+	return total, errors.Join(errs...)
 }
 
 func (r *Relay) publish(ctx context.Context, entries []OutboxEntry) error {

@@ -2,8 +2,8 @@ package reservation_test
 
 import (
 	"context"
-	"net"
-	"syscall"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -12,49 +12,64 @@ import (
 	"github.com/flashsale/flashsale/reservation"
 )
 
-// TestTunedClientSurvivesAClosedConnection: a client set up by Tune hides
-// its connections' file descriptors (so go-redis does not peek at them
-// before every command) and speaks RESP2; when the server closes its
-// connection, the next command still succeeds, on a new one.
-func TestTunedClientSurvivesAClosedConnection(t *testing.T) {
+// TestTunedClientSurvivesClosedConnections: a client set up by Tune speaks
+// RESP2, and when the server closes every connection of its full pool (as
+// a restart does), the commands that follow all succeed, on new
+// connections.
+func TestTunedClientSurvivesClosedConnections(t *testing.T) {
 	admin := testenv.Redis(t)
 	opt, err := redis.ParseURL(testenv.RedisURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt.PoolSize = 1
+	opt.PoolSize = 16
+	opt.ClientName = testenv.ID("tune-")
 	reservation.Tune(opt)
-	if opt.Protocol != 2 {
-		t.Fatalf("protocol %d, want 2", opt.Protocol)
-	}
-	dial := opt.Dialer
-	var dialled []net.Conn
-	opt.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dial(ctx, network, addr)
-		dialled = append(dialled, c)
-		return c, err
-	}
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 	ctx := context.Background()
-	id, err := rdb.ClientID(ctx).Result()
+	if hello, err := rdb.Do(ctx, "HELLO").Slice(); err != nil {
+		t.Fatalf("HELLO: %v", err)
+	} else if proto := helloField(hello, "proto"); proto != int64(2) {
+		t.Fatalf("protocol %v, want 2", proto)
+	}
+	// Fill the pool: 16 commands at once, each holding a connection.
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() { rdb.Do(ctx, "BLPOP", testenv.ID("tune-nothing-"), "0.05") })
+	}
+	wg.Wait()
+	list, err := admin.ClientList(ctx).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := dialled[0].(syscall.Conn); ok {
-		t.Fatal("a tuned connection exposes its file descriptor: go-redis would peek at it before every command")
+	killed := 0
+	for line := range strings.SplitSeq(list, "\n") {
+		if !strings.Contains(line, " name="+opt.ClientName+" ") {
+			continue
+		}
+		id, _, _ := strings.Cut(strings.TrimPrefix(line, "id="), " ")
+		if err := admin.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err != nil {
+			t.Fatal(err)
+		}
+		killed++
 	}
-	if n, err := admin.Do(ctx, "CLIENT", "KILL", "ID", id).Int(); err != nil || n != 1 {
-		t.Fatalf("CLIENT KILL ID %d: %d killed, %v", id, n, err)
+	if killed < 16 {
+		t.Fatalf("killed %d connections, want the pool's 16", killed)
 	}
-	key := testenv.ID("tune-")
-	t.Cleanup(func() { admin.Del(context.Background(), key) })
-	for i := range 3 {
-		if err := rdb.Set(ctx, key, i, 0).Err(); err != nil {
-			t.Fatalf("command %d after the server closed the connection: %v", i, err)
+	for i := range 16 {
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			t.Fatalf("command %d after the server closed every connection: %v", i, err)
 		}
 	}
-	if len(dialled) < 2 {
-		t.Fatalf("%d connections dialled, want a new one after the kill", len(dialled))
+}
+
+// helloField returns a field of a RESP2 HELLO answer (a flat list).
+func helloField(hello []any, key string) any {
+	for i := 0; i+1 < len(hello); i += 2 {
+		if hello[i] == key {
+			return hello[i+1]
+		}
 	}
+	return nil
 }

@@ -964,6 +964,14 @@ func TestOutboxCreationEvents(t *testing.T) {
 	if created := entries[0].Event.Hold; created != outs[0].Hold {
 		t.Fatalf("creation event %+v, reservation answered %+v", created, outs[0].Hold)
 	}
+	// A record the batch created gone from the holds hash is an error,
+	// not an event silently missing.
+	if err := f.rdb.HDel(f.ctx, "{s:"+sale.ID+"}:holds", sale.ID+".c").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reservation.OutboxEvents(f.ctx, f.rdb, sale.ID, msgs); !errors.Is(err, engine.ErrUnavailable) || !strings.Contains(err.Error(), "1 of the 2 holds it created") {
+		t.Fatalf("with a record lost: %v", err)
+	}
 }
 
 // TestLargeBatchRepeatedShopper: in a batch too big for the pairwise check

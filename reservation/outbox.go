@@ -118,13 +118,15 @@ func (o *Outbox) entries(ctx context.Context, saleID string, msgs []redis.XMessa
 
 // OutboxEvents turns entries of a sale's outbox stream into their events,
 // in order. An entry is one transition ("id", "type", "at", "hold": its
-// record), or the creations of one reserve batch: "type", "at" and "ids",
-// the batch's hold ids, whose records it reads from the sale's holds hash
-// (with one HMGET for every such entry given), passing over ids with no
-// record (requests of the batch that created nothing). A creation's event
-// has the id "<hold id>:held" and the hold as it was created, whatever
-// became of it since. Entries written before the "ids" form carry the
-// records themselves ("holds": one per line) and are read as well.
+// record), or the creations of one reserve batch: "type", "at", "ids",
+// the batch's hold ids, and "n", how many of them it created; it reads
+// their records from the sale's holds hash (with one HMGET for every such
+// entry given), passing over ids with no record (requests of the batch
+// that created nothing), and fails when fewer than n have one. A
+// creation's event has the id "<hold id>:held" and the hold as it was
+// created, whatever became of it since. Entries written before the "ids"
+// form carry the records themselves ("holds": one per line) and are read
+// as well.
 func OutboxEvents(ctx context.Context, rdb redis.UniversalClient, saleID string, msgs []redis.XMessage) ([]engine.OutboxEntry, error) {
 	var ids []string
 	for _, m := range msgs {
@@ -198,10 +200,13 @@ func entryEvents(saleID string, v map[string]any, recs map[string]string) ([]eng
 			}
 			out = append(out, ev)
 		}
-		if len(out) == 0 {
-			// A batch's entry is only written when it created a hold, and
-			// in the same script as the holds' records.
-			return nil, fmt.Errorf("%w: none of the holds it lists has a record", engine.ErrUnavailable)
+		// The entry is written in the same script as the records of the
+		// holds it created, n of them (a batch run again after a timeout
+		// may list more that have records: the earlier run's, whose events
+		// consumers drop as duplicates). Fewer means records were lost.
+		n, _ := strconv.Atoi(str("n"))
+		if len(out) == 0 || len(out) < n {
+			return nil, fmt.Errorf("%w: %d of the %d holds it created have a record", engine.ErrUnavailable, len(out), max(n, 1))
 		}
 		return out, nil
 	}

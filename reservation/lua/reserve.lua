@@ -10,7 +10,8 @@
 -- of that name in the holds hash lists the batch's hold ids (expire.lua
 -- reads both kinds of entry: these and single hold ids). Each request
 -- still sees every earlier one. The batch's creations are one outbox entry
--- (type hold.created, field ids: the batch's hold ids), so that the stream
+-- (type hold.created, field ids: the batch's hold ids, field n: how many
+-- of them it created), so that the stream
 -- costs one command per batch, not one per hold; the relay reads the
 -- records from the holds hash. Redis hashes every byte of every string a
 -- script makes, so the script joins no lists of its own: the caller sends
@@ -255,7 +256,7 @@ if nc > 0 then
   holdArgs[4 * nc + 1], holdArgs[4 * nc + 2] = batch, ids
   write('HSET', KEYS[4], holdArgs, 4 * nc + 2)
   redis.call('ZADD', KEYS[5], exp, batch)
-  redis.call('XADD', KEYS[6], '*', 'type', 'hold.created', 'at', ts, 'ids', ids)
+  redis.call('XADD', KEYS[6], '*', 'type', 'hold.created', 'at', ts, 'ids', ids, 'n', nc)
 end
 out[n + 1] = exp
 return out
