@@ -11,11 +11,10 @@
 -- reads both kinds of entry: these and single hold ids). Each request
 -- still sees every earlier one. The batch's creations are one outbox entry
 -- (type hold.created, field ids: the batch's hold ids, field n: how many
--- of them it created), so that the stream
--- costs one command per batch, not one per hold; the relay reads the
--- records from the holds hash. Redis hashes every byte of every string a
--- script makes, so the script joins no lists of its own: the caller sends
--- the ids already joined.
+-- of them it created), so that the stream costs one command per batch, not
+-- one per hold; the relay reads the records from the holds hash. Redis
+-- hashes every byte of every string a script makes, so the script joins no
+-- lists of its own: the caller sends the ids already joined.
 --
 -- This script runs once per batch on the sale's single Redis thread, so it
 -- is written for that thread's time: Lua strings are interned (each new one
