@@ -866,6 +866,11 @@ func TestBatchBeyondUnpackLimits(t *testing.T) {
 	if st := f.stock(sale.ID); st.Remaining != 404 || st.Held != 4096 {
 		t.Fatalf("stock %+v", st)
 	}
+	// The batch's one outbox entry lists 4096 ids; the relay reads their
+	// records in slices and finds every creation, in order.
+	if evs := f.events(sale.ID); len(evs) != 4096 || evs[0] != reqs[0].HoldID+":held" || evs[4095] != reqs[4095].HoldID+":held" {
+		t.Fatalf("%d creation events, want 4096 in request order", len(evs))
+	}
 }
 
 // TestExpiryPastSettledBatches: confirm and cancel leave a batch's expiry

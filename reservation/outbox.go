@@ -116,12 +116,16 @@ func (o *Outbox) entries(ctx context.Context, saleID string, msgs []redis.XMessa
 	return OutboxEvents(ctx, o.rdb, saleID, msgs)
 }
 
+// recordsPerRead is the most hold records OutboxEvents reads with one
+// command (a few hundred microseconds of the shard's time).
+const recordsPerRead = 1000
+
 // OutboxEvents turns entries of a sale's outbox stream into their events,
 // in order. An entry is one transition ("id", "type", "at", "hold": its
 // record), or the creations of one reserve batch: "type", "at", "ids",
 // the batch's hold ids, and "n", how many of them it created; it reads
-// their records from the sale's holds hash (with one HMGET for every such
-// entry given), passing over ids with no record (requests of the batch
+// their records from the sale's holds hash (with an HMGET per thousand
+// ids), passing over ids with no record (requests of the batch
 // that created nothing), and fails when fewer than n have one. A
 // creation's event has the id "<hold id>:held" and the hold as it was
 // created, whatever became of it since. Entries written before the "ids"
@@ -135,14 +139,18 @@ func OutboxEvents(ctx context.Context, rdb redis.UniversalClient, saleID string,
 		}
 	}
 	recs := make(map[string]string, len(ids))
-	if len(ids) > 0 {
-		vals, err := rdb.HMGet(ctx, keys(saleID)[3], ids...).Result()
+	// A read of many big batches lists many ids: they are fetched a slice
+	// at a time, one command each, so that the sale's shard serves its
+	// reservations in between rather than stall behind one long command.
+	for from := 0; from < len(ids); from += recordsPerRead {
+		part := ids[from:min(from+recordsPerRead, len(ids))]
+		vals, err := rdb.HMGet(ctx, keys(saleID)[3], part...).Result()
 		if err != nil {
 			return nil, unavailable(err)
 		}
 		for i, v := range vals {
 			if rec, ok := v.(string); ok {
-				recs[ids[i]] = rec
+				recs[part[i]] = rec
 			}
 		}
 	}
