@@ -255,7 +255,10 @@ if nc > 0 then
   holdArgs[4 * nc + 1], holdArgs[4 * nc + 2] = batch, ids
   write('HSET', KEYS[4], holdArgs, 4 * nc + 2)
   redis.call('ZADD', KEYS[5], exp, batch)
-  redis.call('XADD', KEYS[6], '*', 'type', 'hold.created', 'at', ts, 'ids', ids, 'n', nc)
+  -- Most batches create a hold for every request: their count is ARGV[2]
+  -- as it came, not a number formatted again.
+  local created = nc == n and ARGV[2] or string.format('%d', nc)
+  redis.call('XADD', KEYS[6], '*', 'type', 'hold.created', 'at', ts, 'ids', ids, 'n', created)
 end
 out[n + 1] = exp
 return out
