@@ -418,3 +418,36 @@ func TestNearestFromCachedCells(t *testing.T) {
 		})
 	}
 }
+
+// TestListingsDoNotFillCache checks that searches for many items, as the
+// stores listing makes with its limit, leave the cell cache to the few
+// nearest that reservations ask for.
+func TestListingsDoNotFillCache(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(4, 2))
+	items := make([]Item, 200)
+	for i := range items {
+		items[i] = Item{ID: fmt.Sprintf("s%03d", i), Point: Point{52 + rng.Float64(), 13 + rng.Float64()}}
+	}
+	ix := mustIndex(t, items)
+	for q := range 500 {
+		p := Point{52 + rng.Float64(), 13 + rng.Float64()}
+		k := maxCachedK + 1 + q%300
+		got, err := ix.Nearest(p, 50, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := bruteNearest(items, p, 50, k); !slices.Equal(ids(got), want) {
+			t.Fatalf("p=%v k=%d:\n got %v\nwant %v", p, k, ids(got), want)
+		}
+	}
+	if n := ix.nearCells.Load(); n != 0 {
+		t.Fatalf("listings cached %d cells' item sets", n)
+	}
+	if _, err := ix.Nearest(Point{52.5, 13.5}, 50, 8); err != nil {
+		t.Fatal(err)
+	}
+	if n := ix.nearCells.Load(); n != 1 {
+		t.Fatalf("a reservation's search cached %d cells' item sets, want 1", n)
+	}
+}

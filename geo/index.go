@@ -134,10 +134,10 @@ func (ix *Index) key(i, j int) uint64 { return uint64(i)*uint64(ix.nLon) + uint6
 // Distances are haversine distances; an item's cos(latitude) is computed
 // once at indexing. With k > 0 a search keeps only the k nearest found so
 // far, and takes the arcsine only of an item whose haversine term does not
-// already put it clearly beyond the k-th. Also with k > 0, the first search
-// from a cell (of the index's grid) works out which items can be among the
-// k nearest of any point of that cell, and later searches from the cell
-// look at those only (see cellItems).
+// already put it clearly beyond the k-th. For a few nearest (0 < k <=
+// maxCachedK), the first search from a small cell works out which items
+// can be among the k nearest of any point of that cell, and later searches
+// from the cell look at those only (see cellItems).
 func (ix *Index) Nearest(p Point, maxKm float64, k int) ([]Candidate, error) {
 	if !p.Valid() {
 		return nil, ErrInvalidPoint
@@ -148,7 +148,7 @@ func (ix *Index) Nearest(p Point, maxKm float64, k int) ([]Candidate, error) {
 	if len(ix.items) == 0 {
 		return nil, nil
 	}
-	if k > 0 {
+	if k > 0 && k <= maxCachedK {
 		if items, ok := ix.cellItems(p, maxKm, k); ok {
 			q := ix.query(p, maxKm)
 			out := make([]ranked, 0, min(k, len(items)))
@@ -217,10 +217,14 @@ func (ix *Index) consider(q query, out []ranked, n int32, k int) []ranked {
 // maxCachedCells bounds how many cells' item sets one index keeps; past
 // it, searches from other cells visit the grid as if there were no cache.
 // cacheFiner is how many geohash characters finer than the index's the
-// cached cells are (each one 32 times smaller in area).
+// cached cells are (each one 32 times smaller in area). Searches for more
+// than maxCachedK items are listings, not a reservation's few nearest
+// stores: they are not cached, so that listings with many different
+// limits cannot fill the cache and leave reservations without it.
 const (
 	maxCachedCells = 4096
 	cacheFiner     = 2
+	maxCachedK     = 16
 )
 
 // cellKey names the item set of one cell for one radius and k.
@@ -335,12 +339,12 @@ type ranked struct {
 	h, d float64
 }
 
-// before orders found items nearest first, ties by id.
-func (ix *Index) before(a, b ranked) bool {
-	if a.d != b.d {
-		return a.d < b.d
+// compare orders found items nearest first, ties by id.
+func (ix *Index) compare(a, b ranked) int {
+	if c := cmp.Compare(a.d, b.d); c != 0 {
+		return c
 	}
-	return ix.items[a.n].ID < ix.items[b.n].ID
+	return cmp.Compare(ix.items[a.n].ID, ix.items[b.n].ID)
 }
 
 // keep adds r, whose distance is not yet computed, to out. With k > 0, out
@@ -357,14 +361,14 @@ func (ix *Index) keep(out []ranked, r ranked, k int) []ranked {
 		return append(out, r)
 	}
 	if len(out) == k {
-		if !ix.before(r, out[k-1]) {
+		if ix.compare(r, out[k-1]) >= 0 {
 			return out
 		}
 		out = out[:k-1]
 	}
 	i := len(out)
 	out = append(out, r)
-	for ; i > 0 && ix.before(r, out[i-1]); i-- {
+	for ; i > 0 && ix.compare(r, out[i-1]) < 0; i-- {
 		out[i] = out[i-1]
 	}
 	out[i] = r
@@ -375,15 +379,7 @@ func (ix *Index) keep(out []ranked, r ranked, k int) []ranked {
 // those past maxKm.
 func (ix *Index) finish(out []ranked, maxKm float64, k int) []ranked {
 	if k <= 0 {
-		slices.SortFunc(out, func(a, b ranked) int {
-			if ix.before(a, b) {
-				return -1
-			}
-			if ix.before(b, a) {
-				return 1
-			}
-			return 0
-		})
+		slices.SortFunc(out, ix.compare)
 	}
 	for x, r := range out {
 		if r.d > maxKm {
