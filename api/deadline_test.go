@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -59,16 +58,5 @@ func TestRequestContexts(t *testing.T) {
 	rc.cur.Store(done)
 	if got := rc.get(time.Now()); got == context.Context(done) || got.Err() != nil {
 		t.Fatalf("handed out a done context: %v", got.Err())
-	}
-}
-
-// TestSplitPath matches strings.Split of the trimmed path.
-func TestSplitPath(t *testing.T) {
-	for _, p := range []string{"", "/", "//", "/v1", "/v1/", "/v1/sales/s1/reservations", "v1//x", "/a/b/c/d/e/f/g/h/i/j/k"} {
-		var buf [8]string
-		got := splitPath(p, buf[:0])
-		if want := strings.Split(strings.Trim(p, "/"), "/"); !slices.Equal(got, want) {
-			t.Errorf("splitPath(%q) = %q, want %q", p, got, want)
-		}
 	}
 }

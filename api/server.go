@@ -125,21 +125,6 @@ func New(cfg Config) (*Server, error) {
 	}, nil
 }
 
-// splitPath appends the "/"-separated segments of path, without its
-// leading and trailing slashes, to seg: what strings.Split(strings.Trim(
-// path, "/"), "/") returns, without allocating when seg has room.
-func splitPath(path string, seg []string) []string {
-	path = strings.Trim(path, "/")
-	for {
-		i := strings.IndexByte(path, '/')
-		if i < 0 {
-			return append(seg, path)
-		}
-		seg = append(seg, path[:i])
-		path = path[i+1:]
-	}
-}
-
 // StoreToken returns the bearer token of a store; see engine.StoreToken.
 func StoreToken(adminToken, storeID string) string { return engine.StoreToken(adminToken, storeID) }
 
@@ -200,8 +185,7 @@ func (s *Server) OpsHandler() fasthttp.RequestHandler {
 func (s *Server) route(ctx *fasthttp.RequestCtx, start time.Time) string {
 	path := string(ctx.Path())
 	method := string(ctx.Method())
-	var segs [8]string
-	seg := splitPath(path, segs[:0])
+	seg := strings.Split(strings.Trim(path, "/"), "/")
 	c := s.reqCtx.get(start)
 
 	switch {
