@@ -13,7 +13,7 @@ import (
 // showed in the reserve path's profile.
 type requestContexts struct {
 	timeout, tick time.Duration
-	cur           atomic.Pointer[sharedDeadline]
+	cur           atomic.Pointer[tickContext]
 }
 
 func newRequestContexts(timeout time.Duration) *requestContexts {
@@ -27,39 +27,25 @@ func newRequestContexts(timeout time.Duration) *requestContexts {
 // done is never handed out again.
 func (r *requestContexts) get(now time.Time) context.Context {
 	want := now.Add(r.timeout)
-	if c := r.cur.Load(); c != nil && !c.deadline.Before(want) && c.Err() == nil {
-		return c
+	if c := r.cur.Load(); c != nil && !c.deadline.Before(want) && c.ctx.Err() == nil {
+		return c.ctx
 	}
 	// Requests racing here may each make one; each is right for the
 	// request that made it.
-	c := newSharedDeadline(want.Add(r.tick))
+	c := &tickContext{deadline: want.Add(r.tick)}
+	c.ctx, c.cancel = context.WithDeadline(context.Background(), c.deadline)
 	r.cur.Store(c)
-	return c
+	return c.ctx
 }
 
-// sharedDeadline is a context that is done at its deadline and never
-// before: it has no cancel function, so no request can end it for the
-// others sharing it.
-type sharedDeadline struct {
+// tickContext is the context the requests of one tick share. Its cancel
+// function is kept and never called, so that no request can end the
+// context for the others: it ends at its deadline, when its timer
+// releases it. It is a context of the standard library's, so contexts
+// that requests derive from it (pgx does) are cancelled with it without a
+// goroutine each to watch it.
+type tickContext struct {
+	ctx      context.Context
+	cancel   context.CancelFunc
 	deadline time.Time
-	done     chan struct{}
-}
-
-func newSharedDeadline(deadline time.Time) *sharedDeadline {
-	c := &sharedDeadline{deadline: deadline, done: make(chan struct{})}
-	time.AfterFunc(time.Until(deadline), func() { close(c.done) })
-	return c
-}
-
-func (c *sharedDeadline) Deadline() (time.Time, bool) { return c.deadline, true }
-func (c *sharedDeadline) Done() <-chan struct{}       { return c.done }
-func (c *sharedDeadline) Value(any) any               { return nil }
-
-func (c *sharedDeadline) Err() error {
-	select {
-	case <-c.done:
-		return context.DeadlineExceeded
-	default:
-		return nil
-	}
 }

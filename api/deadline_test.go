@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -53,10 +54,44 @@ func TestRequestContexts(t *testing.T) {
 	}
 	// A context that is done is not handed out again, whatever its
 	// deadline says.
-	done := &sharedDeadline{deadline: time.Now().Add(time.Hour), done: make(chan struct{})}
-	close(done.done)
+	done := &tickContext{deadline: time.Now().Add(time.Hour)}
+	done.ctx, done.cancel = context.WithCancel(context.Background())
+	done.cancel()
 	rc.cur.Store(done)
-	if got := rc.get(time.Now()); got == context.Context(done) || got.Err() != nil {
+	if got := rc.get(time.Now()); got == done.ctx || got.Err() != nil {
 		t.Fatalf("handed out a done context: %v", got.Err())
+	}
+}
+
+// TestRequestContextChildren: contexts derived from a request's context,
+// as pgx and go-redis derive them, are cancelled with it and do not need a
+// goroutine each to watch it.
+func TestRequestContextChildren(t *testing.T) {
+	rc := newRequestContexts(50 * time.Millisecond)
+	parent := rc.get(time.Now())
+	before := runtime.NumGoroutine()
+	const n = 1000
+	children := make([]context.Context, n)
+	cancels := make([]context.CancelFunc, n)
+	for i := range children {
+		children[i], cancels[i] = context.WithCancel(parent)
+	}
+	defer func() {
+		for _, cancel := range cancels {
+			cancel()
+		}
+	}()
+	if grown := runtime.NumGoroutine() - before; grown > n/2 {
+		t.Fatalf("%d derived contexts started %d goroutines", n, grown)
+	}
+	for i, c := range children {
+		select {
+		case <-c.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("derived context %d not done 5 s after its parent's deadline", i)
+		}
+		if !errors.Is(c.Err(), context.DeadlineExceeded) {
+			t.Fatalf("derived context %d: %v, want the deadline's error", i, c.Err())
+		}
 	}
 }
