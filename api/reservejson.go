@@ -31,16 +31,16 @@ func parseReserveBody(data []byte, b *reserveBody) bool {
 			return false
 		}
 		i = skipSpace(data, i+1)
-		switch key {
+		switch k := string(key); k {
 		case "user_id", "store_id":
 			s, j, ok := plainString(data, i)
 			if !ok {
 				return false
 			}
-			if key == "user_id" {
-				b.UserID = s
+			if k == "user_id" {
+				b.UserID = string(s)
 			} else {
-				b.StoreID = s
+				b.StoreID = string(s)
 			}
 			i = j
 		case "lat", "lon":
@@ -48,11 +48,11 @@ func parseReserveBody(data []byte, b *reserveBody) bool {
 			if !ok {
 				return false
 			}
-			f, err := strconv.ParseFloat(lit, 64)
+			f, err := strconv.ParseFloat(string(lit), 64)
 			if err != nil {
 				return false
 			}
-			if key == "lat" {
+			if k == "lat" {
 				b.Lat = &f
 			} else {
 				b.Lon = &f
@@ -63,7 +63,7 @@ func parseReserveBody(data []byte, b *reserveBody) bool {
 			if !ok {
 				return false
 			}
-			n, err := strconv.Atoi(lit)
+			n, err := strconv.Atoi(string(lit))
 			if err != nil {
 				return false // a fraction, an exponent or out of range
 			}
@@ -95,25 +95,26 @@ func skipSpace(data []byte, i int) int {
 }
 
 // plainString reads a JSON string at i made only of printable ASCII with
-// no escapes, and returns its contents and the index after it.
-func plainString(data []byte, i int) (string, int, bool) {
+// no escapes, and returns its contents (a slice of data, so that keys
+// and numbers cost no allocation) and the index after it.
+func plainString(data []byte, i int) ([]byte, int, bool) {
 	if i >= len(data) || data[i] != '"' {
-		return "", 0, false
+		return nil, 0, false
 	}
 	for j := i + 1; j < len(data); j++ {
 		switch c := data[j]; {
 		case c == '"':
-			return string(data[i+1 : j]), j + 1, true
+			return data[i+1 : j], j + 1, true
 		case c < 0x20 || c >= 0x7f || c == '\\':
-			return "", 0, false
+			return nil, 0, false
 		}
 	}
-	return "", 0, false
+	return nil, 0, false
 }
 
 // number reads a literal at i that follows JSON's number grammar and
-// returns it and the index after it.
-func number(data []byte, i int) (string, int, bool) {
+// returns it (a slice of data) and the index after it.
+func number(data []byte, i int) ([]byte, int, bool) {
 	j := i
 	digits := func() bool {
 		k := j
@@ -129,12 +130,12 @@ func number(data []byte, i int) (string, int, bool) {
 	case j < len(data) && data[j] == '0':
 		j++
 	case !digits():
-		return "", 0, false
+		return nil, 0, false
 	}
 	if j < len(data) && data[j] == '.' {
 		j++
 		if !digits() {
-			return "", 0, false
+			return nil, 0, false
 		}
 	}
 	if j < len(data) && (data[j] == 'e' || data[j] == 'E') {
@@ -143,8 +144,8 @@ func number(data []byte, i int) (string, int, bool) {
 			j++
 		}
 		if !digits() {
-			return "", 0, false
+			return nil, 0, false
 		}
 	}
-	return string(data[i:j]), j, true
+	return data[i:j], j, true
 }
