@@ -17,7 +17,8 @@
 //	                 reserve batch (its holds share their expiry), or a
 //	                 hold id
 //	{s:<id>}:outbox  stream: hold transitions (reserve writes one entry
-//	                 per batch, its records one per line)
+//	                 per batch: its hold ids and how many it created; the
+//	                 relay reads their records from the holds hash)
 //
 // Two keys outside any sale list what exists: <ns>:stores (hash of store
 // JSON) and <ns>:sales (set of sale ids).

@@ -123,19 +123,21 @@ const recordsPerRead = 1000
 // OutboxEvents turns entries of a sale's outbox stream into their events,
 // in order. An entry is one transition ("id", "type", "at", "hold": its
 // record), or the creations of one reserve batch: "type", "at", "ids",
-// the batch's hold ids, and "n", how many of them it created; it reads
-// their records from the sale's holds hash (with an HMGET per thousand
-// ids), passing over ids with no record (requests of the batch
-// that created nothing), and fails when fewer than n have one. A
+// the batch's hold ids, and "n", how many of them it created. Their
+// records are read from the sale's holds hash, an HMGET per thousand ids;
+// ids with no record (requests of the batch that created nothing) are
+// passed over, and the entry fails when fewer than n have one. A
 // creation's event has the id "<hold id>:held" and the hold as it was
 // created, whatever became of it since. Entries written before the "ids"
 // form carry the records themselves ("holds": one per line) and are read
 // as well.
 func OutboxEvents(ctx context.Context, rdb redis.UniversalClient, saleID string, msgs []redis.XMessage) ([]engine.OutboxEntry, error) {
+	lists := make([][]string, len(msgs)) // each "ids" entry's hold ids
 	var ids []string
-	for _, m := range msgs {
+	for i, m := range msgs {
 		if list, ok := m.Values["ids"].(string); ok {
-			ids = append(ids, strings.Fields(list)...)
+			lists[i] = strings.Fields(list)
+			ids = append(ids, lists[i]...)
 		}
 	}
 	recs := make(map[string]string, len(ids))
@@ -155,8 +157,8 @@ func OutboxEvents(ctx context.Context, rdb redis.UniversalClient, saleID string,
 		}
 	}
 	out := make([]engine.OutboxEntry, 0, len(msgs)+len(recs))
-	for _, m := range msgs {
-		evs, err := entryEvents(saleID, m.Values, recs)
+	for i, m := range msgs {
+		evs, err := entryEvents(saleID, m.Values, lists[i], recs)
 		if err != nil {
 			return nil, fmt.Errorf("outbox entry %s of sale %q: %w", m.ID, saleID, err)
 		}
@@ -167,9 +169,9 @@ func OutboxEvents(ctx context.Context, rdb redis.UniversalClient, saleID string,
 	return out, nil
 }
 
-// entryEvents returns the events of one outbox entry with fields v; recs
-// holds the records of the holds an "ids" entry lists.
-func entryEvents(saleID string, v map[string]any, recs map[string]string) ([]engine.Event, error) {
+// entryEvents returns the events of one outbox entry with fields v; for an
+// "ids" entry, ids are the hold ids it lists and recs holds their records.
+func entryEvents(saleID string, v map[string]any, ids []string, recs map[string]string) ([]engine.Event, error) {
 	str := func(k string) string { s, _ := v[k].(string); return s }
 	ms, _ := strconv.ParseInt(str("at"), 10, 64)
 	event := func(id, rec string, created bool) (engine.Event, error) {
@@ -195,9 +197,9 @@ func entryEvents(saleID string, v map[string]any, recs map[string]string) ([]eng
 			Hold:       h,
 		}, nil
 	}
-	if list, ok := v["ids"].(string); ok {
+	if _, ok := v["ids"]; ok {
 		var out []engine.Event
-		for id := range strings.FieldsSeq(list) {
+		for _, id := range ids {
 			rec, ok := recs[id]
 			if !ok {
 				continue
