@@ -254,16 +254,6 @@ var reserveErrors = map[string]error{
 // shopperRepeats reports whether a shopper has more than one request in
 // reqs: only then does the reserve script keep per-shopper tables.
 func shopperRepeats(reqs []engine.LedgerReserve) bool {
-	if len(reqs) <= 16 {
-		for i := range reqs {
-			for j := range i {
-				if reqs[i].UserID == reqs[j].UserID {
-					return true
-				}
-			}
-		}
-		return false
-	}
 	seen := make(map[string]struct{}, len(reqs))
 	for _, r := range reqs {
 		if _, ok := seen[r.UserID]; ok {

@@ -979,9 +979,9 @@ func TestOutboxCreationEvents(t *testing.T) {
 	}
 }
 
-// TestLargeBatchRepeatedShopper: in a batch too big for the pairwise check
-// of repeated shoppers, a shopper's second request still sees the first:
-// a second key is over the limit, the same key replays the hold.
+// TestLargeBatchRepeatedShopper: in a large batch, a shopper's second
+// request, far from the first, still sees it: a second key is over the
+// limit, the same key replays the hold.
 func TestLargeBatchRepeatedShopper(t *testing.T) {
 	f := newFixture(t)
 	stores := lineStores(testenv.ID("r-"), 1)
