@@ -245,6 +245,12 @@ type Stock struct {
 // Check verifies invariant 1 on a snapshot: for the sale and every store,
 // initial = remaining + held + confirmed and no count is negative. It returns
 // a description of each violation.
+//
+// A ledger that derives held as initial - remaining - confirmed, as the
+// Redis one does, meets the equality by construction: for it, a negative
+// count (an oversell, a unit given back twice) and the stores' sum are
+// what Check can catch, and Audit's comparison of held with the hold
+// records checks held itself.
 func (s Stock) Check() []string {
 	var bad []string
 	check := func(what string, i, r, h, c int) {
