@@ -36,7 +36,7 @@ func newHarness(t testing.TB) *harness { return newHarnessMode(t, true) }
 // newHarnessMode is newHarness with the engine's coalescing on or off.
 func newHarnessMode(t testing.TB, coalesce bool) *harness {
 	t.Helper()
-	rdb, ledger := testenv.Ledger(t, "test-ns-")
+	_, ledger := testenv.Ledger(t, "test-ns-")
 	clock := testenv.NewClock(t0)
 	cfg := engine.Config{Ledger: ledger, Clock: clock}
 	if coalesce {
@@ -53,7 +53,6 @@ func newHarnessMode(t testing.TB, coalesce bool) *harness {
 	}
 	h := &harness{t: t, h: srv.Handler(), clock: clock, ledger: ledger,
 		saleID: testenv.ID("sale-"), storeA: testenv.ID("a"), storeB: testenv.ID("b")}
-	testenv.CleanupSale(t, rdb, h.saleID)
 	h.mustDo("POST", "/v1/stores", admin, fmt.Sprintf(`[{"id":%q,"name":"A","lat":52.5,"lon":13.4},{"id":%q,"name":"B","lat":52.5,"lon":13.45}]`, h.storeA, h.storeB), 200)
 	h.mustDo("POST", "/v1/sales", admin, fmt.Sprintf(`{"id":%q,"sku":"SKU1","name":"Test","starts_at":%q,"ends_at":%q,
 		"per_user_limit":2,"hold_ttl_seconds":60,"max_distance_km":10,"allocations":{%q:2,%q:1}}`,

@@ -63,7 +63,6 @@ func bigSale(h *harness) string {
 	}
 	h.mustDo("POST", "/v1/stores", admin, "["+strings.Join(stores, ",")+"]", 200)
 	id := testenv.ID("bench-sale-")
-	testenv.CleanupSale(h.t, testenv.Redis(h.t), id)
 	h.mustDo("POST", "/v1/sales", admin, fmt.Sprintf(`{"id":%q,"sku":"B","name":"bench","starts_at":%q,"ends_at":%q,
 		"per_user_limit":1,"hold_ttl_seconds":600,"max_distance_km":50,"allocations":{%s}}`,
 		id, t0.Format(time.RFC3339), t0.Add(time.Hour).Format(time.RFC3339), strings.Join(alloc, ",")), 201)

@@ -66,7 +66,6 @@ func TestRelayKilledMidBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testenv.CleanupSale(t, rdb, sale.ID)
 
 	var users atomic.Int64
 	burst := func(n int) {

@@ -94,7 +94,6 @@ func (f *fixture) newSale(stores []engine.Store, alloc []int, mut func(*engine.S
 	if mut != nil {
 		mut(&s)
 	}
-	testenv.CleanupSale(f.t, f.rdb, s.ID)
 	created, err := f.eng.CreateSale(f.ctx, s)
 	if err != nil {
 		f.t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"github.com/flashsale/flashsale/internal/localkafka"
 	"github.com/flashsale/flashsale/internal/testenv"
 	"github.com/flashsale/flashsale/persist"
+	"github.com/flashsale/flashsale/reservation"
 )
 
 const faultAdmin = "fault-admin-token-0123456789"
@@ -39,7 +40,6 @@ func faultSale(t testing.TB, base string, units int) string {
 	now := time.Now().UTC()
 	c.must("POST", "/v1/sales", faultAdmin, fmt.Sprintf(`{"id":%q,"sku":"S","name":"fault","starts_at":%q,"ends_at":%q,"per_user_limit":1,"hold_ttl_seconds":600,"max_distance_km":50,"allocations":{%q:%d,%q:%d,%q:%d}}`,
 		saleID, now.Add(-time.Second).Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339), ids[0], units/2, ids[1], units/4, ids[2], units-units/2-units/4), 201)
-	testenv.CleanupSale(t, testenv.Redis(t), saleID)
 	return saleID
 }
 
@@ -163,7 +163,7 @@ func TestKafkaOutage(t *testing.T) {
 	proxy.Cut()
 	sh.run(120, 8, nil)
 	rdb := testenv.Redis(t)
-	if n, _ := rdb.XLen(context.Background(), "{s:"+saleID+"}:outbox").Result(); n == 0 {
+	if n, _ := rdb.XLen(context.Background(), reservation.OutboxKey(saleID)).Result(); n == 0 {
 		t.Fatal("with Kafka cut off, the outbox should hold the new events")
 	}
 	time.Sleep(time.Second)

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -21,7 +20,6 @@ import (
 func TestLoadtestEndToEnd(t *testing.T) {
 	token := "loadtest-admin-token-0123456789"
 	ns := testenv.ID("lt-")
-	testenv.CleanupNamespace(t, testenv.Redis(t), ns)
 	base, _ := runMain(t, nil, "all", "-admin-token", token, "-namespace", ns)
 	results := filepath.Join(t.TempDir(), "results.bin")
 
@@ -34,9 +32,6 @@ func TestLoadtestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = m.Run(context.Background())
-	if id := regexp.MustCompile(`sale:\s+(\S+)`).FindStringSubmatch(out.String()); id != nil {
-		testenv.CleanupSale(t, testenv.Redis(t), id[1])
-	}
 	if err != nil {
 		t.Fatalf("loadtest: %v\n%s", err, out.String())
 	}

@@ -59,7 +59,7 @@ func runMain(t testing.TB, clock *testenv.Clock, args ...string) (string, *syncB
 	if err := m.ParseFlags(args); err != nil {
 		t.Fatal(err)
 	}
-	if m.Config.RedisURL == testenv.RedisURL() && m.Config.Namespace != "flashsale" {
+	if m.Config.RedisURL == testenv.RedisURL() && m.Config.Namespace != DefaultConfig().Namespace {
 		// The test's own namespace on the shared test Redis: its stores
 		// and sales go when the test ends (after Main has stopped).
 		testenv.CleanupNamespace(t, testenv.Redis(t), m.Config.Namespace)
@@ -149,7 +149,6 @@ func TestServeEndToEnd(t *testing.T) {
 	saleID := testenv.ID("e2e-sale-")
 	c.must("POST", "/v1/sales", token, fmt.Sprintf(`{"id":%q,"sku":"S","name":"E2E","starts_at":%q,"ends_at":%q,"per_user_limit":1,"hold_ttl_seconds":30,"max_distance_km":5,"allocations":{%q:2,%q:1}}`,
 		saleID, now.Add(time.Minute).Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339), a, b), 201)
-	testenv.CleanupSale(t, testenv.Redis(t), saleID)
 	reserve := "/v1/sales/" + saleID + "/reservations"
 	if code, m := c.call("POST", reserve, "", `{"user_id":"u1","lat":48.85,"lon":2.35}`); code != 425 {
 		t.Fatalf("before the start: %d %v", code, m)
@@ -260,7 +259,6 @@ func TestDemoSeedsAndPrintsCommands(t *testing.T) {
 	}
 	s := sales[0].(map[string]any)
 	saleID := s["id"].(string)
-	testenv.CleanupSale(t, testenv.Redis(t), saleID)
 	if n := len(s["stores"].([]any)); n != demoStores {
 		t.Fatalf("demo sale has %d stores", n)
 	}

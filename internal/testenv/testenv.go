@@ -53,12 +53,6 @@ func ID(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
-// CleanupSale deletes a sale's keys when the test ends.
-func CleanupSale(t testing.TB, rdb redis.UniversalClient, saleID string) {
-	t.Helper()
-	t.Cleanup(func() { rdb.Del(context.Background(), reservation.SaleKeys(saleID)...) })
-}
-
 // CleanupNamespace deletes, when the test ends, the keys of every sale the
 // namespace lists, and its store and sale lists.
 func CleanupNamespace(t testing.TB, rdb redis.UniversalClient, ns string) {
