@@ -93,13 +93,13 @@ func envOr(k, def string) string {
 
 // row is one line of the report: a scenario's median over the rounds.
 type row struct {
-	name       string
+	key, name  string
 	peak, at80 summary
 	allocs     float64 // heap allocations per request in the whole process
 	// CPU time per request at peak, of this process (load generator
 	// included) and of Redis.
 	procCPU, redisCPU time.Duration
-	batch             float64 // reservations per ledger call at peak (0: no engine)
+	batch             float64 // reservations per coalesced ledger call at peak (0: no coalescer)
 	firstErr          error
 }
 
@@ -135,18 +135,14 @@ func summarize(rs []result) summary {
 }
 
 // scenario is one line of the comparison: setup prepares it for a round
-// and returns the request to measure and what to undo afterwards.
+// and returns the request to measure and what to undo afterwards. redis
+// says whether its requests go to Redis: for the others, Redis's CPU per
+// request would be its idle work over their requests, and the report
+// shows none.
 type scenario struct {
 	key, name string
-	coalesced bool // goes through the engine's coalescer
+	redis     bool
 	setup     func(ctx context.Context) (op, func(), error)
-}
-
-// usesRedis reports whether the scenario's requests go to Redis: for the
-// others, Redis's CPU per request would be its idle work over their
-// requests, and the report shows none.
-func (sc scenario) usesRedis() bool {
-	return sc.key == "a" || sc.key == "b1" || sc.key == "b100" || sc.key == "d-reserve"
 }
 
 func (f *fixture) scenarios(o options) []scenario {
@@ -160,7 +156,7 @@ func (f *fixture) scenarios(o options) []scenario {
 		}
 	}
 	return []scenario{
-		{"a", "(a) raw Redis: 1 reserve script per request", false, oneSale(f.rawReserve)},
+		{"a", "(a) raw Redis: 1 reserve script per request", true, oneSale(f.rawReserve)},
 		{"b1", "(b) engine Reserve, coalesced, 1 hot sale", true, oneSale(func(id string) op { return f.engineReserve([]string{id}) })},
 		{"b100", "(b) engine Reserve, coalesced, 100 sales", true, func(ctx context.Context) (op, func(), error) {
 			ids, err := f.newSale(ctx, 100)
@@ -245,9 +241,13 @@ func run(ctx context.Context, o options, w io.Writer) error {
 			peaks[i] = append(peaks[i], peak)
 		}
 	}
+	rows := make([]row, len(todo))
+	for i, sc := range todo {
+		rows[i] = row{key: sc.key, name: sc.name, peak: summarize(peaks[i]), allocs: allocs[i]}
+	}
 	for round := range o.rounds {
 		for i, sc := range todo {
-			rate := 0.8 * summarize(peaks[i]).rate
+			rate := 0.8 * rows[i].peak.rate
 			fmt.Fprintf(os.Stderr, "80%% of peak (%.0f/s), round %d/%d: %s …\n", rate, round+1, o.rounds, sc.name)
 			fn, done, err := sc.setup(ctx)
 			if err != nil {
@@ -257,16 +257,15 @@ func run(ctx context.Context, o options, w io.Writer) error {
 			done()
 		}
 	}
-	rows := make([]row, len(todo))
 	for i, sc := range todo {
-		rows[i] = row{name: sc.name, peak: summarize(peaks[i]), at80: summarize(at80s[i]), allocs: allocs[i]}
+		rows[i].at80 = summarize(at80s[i])
 		if reqs[i] > 0 {
 			rows[i].procCPU = procCPU[i] / time.Duration(reqs[i])
-			if sc.usesRedis() {
+			if sc.redis {
 				rows[i].redisCPU = redisCPU[i] / time.Duration(reqs[i])
 			}
 		}
-		if sc.coalesced && calls[i] > 0 {
+		if calls[i] > 0 { // only the coalescer's calls are counted
 			rows[i].batch = float64(holds[i]) / float64(calls[i])
 		}
 		for _, r := range append(peaks[i], at80s[i]...) {
@@ -307,9 +306,9 @@ func report(w io.Writer, rows []row) {
 			fmt.Fprintf(w, "first error of %s: %v\n", r.name, r.firstErr)
 		}
 	}
-	find := func(prefix string) *row {
+	find := func(key string) *row {
 		for i := range rows {
-			if strings.HasPrefix(rows[i].name, prefix) {
+			if rows[i].key == key {
 				return &rows[i]
 			}
 		}
@@ -328,14 +327,14 @@ func report(w io.Writer, rows []row) {
 		}
 		fmt.Fprintf(w, "  %-52s %8.2f  (≥ %g: %s)\n", label, v, target, verdict)
 	}
-	ratio("(b) hot sale / (a) raw Redis", "(b) engine Reserve, coalesced, 1 hot", "(a)", 2)
-	ratio("(b) hot sale / (c) PostgreSQL row lock", "(b) engine Reserve, coalesced, 1 hot", "(c)", 50)
-	ratio("(d) reserve endpoint / (d) no-op handler", "(d) HTTP POST /v1", "(d) HTTP no-op", 0.6)
-	if rm, rn := find("(d) HTTP POST, in-memory"), find("(d) HTTP no-op"); rm != nil && rn != nil {
+	ratio("(b) hot sale / (a) raw Redis", "b1", "a", 2)
+	ratio("(b) hot sale / (c) PostgreSQL row lock", "b1", "c", 50)
+	ratio("(d) reserve endpoint / (d) no-op handler", "d-reserve", "d-noop", 0.6)
+	if rm, rn := find("d-memory"), find("d-noop"); rm != nil && rn != nil {
 		fmt.Fprintf(w, "  %-52s %8.2f  (the same endpoint with no store behind it: what Redis could at most give back)\n",
 			"(d) in-memory ledger / (d) no-op handler", rm.peak.rate/rn.peak.rate)
 	}
-	if rr, rn := find("(d) HTTP POST /v1"), find("(d) HTTP no-op"); rr != nil && rn != nil && rr.procCPU+rr.redisCPU > 0 {
+	if rr, rn := find("d-reserve"), find("d-noop"); rr != nil && rn != nil && rr.procCPU+rr.redisCPU > 0 {
 		// While the machine is CPU-bound, throughput is CPU per request
 		// over cores: this is the most the ratio above can reach here.
 		fmt.Fprintf(w, "  %-52s %8.2f  (no-op %.1f µs, reserve %.1f µs of CPU per request)\n", "(d) CPU per request, no-op / reserve endpoint",
@@ -343,7 +342,7 @@ func report(w io.Writer, rows []row) {
 			float64((rn.procCPU+rn.redisCPU).Nanoseconds())/1000, float64((rr.procCPU+rr.redisCPU).Nanoseconds())/1000)
 	}
 	for _, r := range rows {
-		if strings.HasPrefix(r.name, "(b) engine Reserve, coalesced, 1 hot") || strings.HasPrefix(r.name, "(d) HTTP POST /v1") {
+		if r.key == "b1" || r.key == "d-reserve" {
 			verdict := "met"
 			if r.at80.p99 > 10*time.Millisecond {
 				verdict = "NOT met"
