@@ -27,6 +27,7 @@ type Metrics struct {
 	webhooks      *prometheus.CounterVec
 	reserveBatch  prometheus.Histogram
 	reserveQueued prometheus.Histogram
+	reserveTrip   prometheus.Histogram
 }
 
 // NewMetrics creates the metrics and registers them on reg.
@@ -86,6 +87,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Reservations carried by one coalesced reserve script call.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
 		}),
+		reserveTrip: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "flashsale", Name: "reserve_trip_sales",
+			Help:    "Sales whose coalesced reserve script calls shared one round trip to Redis.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 8),
+		}),
 		reserveQueued: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "flashsale", Name: "reserve_queue_wait_seconds",
 			Help:    "Time a reservation waited in its sale's queue before the script call carrying it was sent.",
@@ -93,7 +99,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.reservations, m.scripts, m.expired, m.sweepErrors,
-		m.relayEvents, m.relayBatch, m.outboxPending, m.consumed, m.consumerBatch, m.webhooks, m.reserveBatch, m.reserveQueued} {
+		m.relayEvents, m.relayBatch, m.outboxPending, m.consumed, m.consumerBatch, m.webhooks, m.reserveBatch, m.reserveQueued, m.reserveTrip} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -185,6 +191,12 @@ func statusClass(code int) string {
 // engine.CoalesceConfig.OnBatch.
 func (m *Metrics) ObserveReserveBatch(size int, _ time.Duration, _ error) {
 	m.reserveBatch.Observe(float64(size))
+}
+
+// ObserveReserveTrip records how many sales' script calls one round trip
+// to Redis carried; it fits engine.CoalesceConfig.OnCall.
+func (m *Metrics) ObserveReserveTrip(sales int) {
+	m.reserveTrip.Observe(float64(sales))
 }
 
 // ObserveReserveQueued records how long one reservation waited for its

@@ -164,6 +164,15 @@ func (l memoryLedger) Reserve(_ context.Context, saleID string, now time.Time, r
 	return out, nil
 }
 
+// ReserveBatches answers each batch as Reserve does (the embedded Redis
+// ledger's own would ask Redis).
+func (l memoryLedger) ReserveBatches(ctx context.Context, now time.Time, batches []engine.SaleBatch) {
+	for i := range batches {
+		b := &batches[i]
+		b.Outs, b.Err = l.Reserve(ctx, b.SaleID, now, b.Reqs)
+	}
+}
+
 // httpMemory serves the real API over an engine (coalescing on, as
 // configured) whose ledger is memoryLedger.
 func (f *fixture) httpMemory(o options, saleID string) (op, func(), error) {

@@ -60,6 +60,8 @@ func main() {
 	flag.IntVar(&o.coalesce.MaxBatch, "coalesce-max-batch", 256, "coalescer: most reservations per script call")
 	flag.DurationVar(&o.coalesce.MaxWait, "coalesce-max-wait", 0, "coalescer: how long a batch that is not full waits")
 	flag.IntVar(&o.coalesce.InFlight, "coalesce-inflight", 2, "coalescer: script calls of one sale at once")
+	flag.IntVar(&o.coalesce.Calls, "coalesce-calls", 0, "coalescer: round trips to Redis at once, over every sale (0: twice -coalesce-inflight)")
+	flag.IntVar(&o.coalesce.MaxSales, "coalesce-max-sales", 64, "coalescer: most sales' script calls in one round trip")
 	flag.Parse()
 	if o.workers < 1 || o.rounds < 1 || o.duration < 100*time.Millisecond {
 		fmt.Fprintln(os.Stderr, "bench: -workers and -rounds must be positive and -duration at least 100ms")
@@ -100,6 +102,7 @@ type row struct {
 	// included) and of Redis.
 	procCPU, redisCPU time.Duration
 	batch             float64 // reservations per coalesced ledger call at peak (0: no coalescer)
+	sales             float64 // sales' batches per round trip to Redis at peak (0: no coalescer)
 	firstErr          error
 }
 
@@ -187,8 +190,13 @@ func (f *fixture) scenarios(o options) []scenario {
 }
 
 func run(ctx context.Context, o options, w io.Writer) error {
-	fmt.Fprintf(w, "flashsale bench: %d callers, %s per measurement after %s of warm-up, %d rounds (medians; peak range min-max), GOMAXPROCS=%d, coalescing max batch %d, max wait %s, in flight %d\n\n",
-		o.workers, o.duration, warmup, o.rounds, runtime.GOMAXPROCS(0), o.coalesce.MaxBatch, o.coalesce.MaxWait, o.coalesce.InFlight)
+	concurrent := o.coalesce.Calls // as engine.CoalesceConfig fills it in
+	if concurrent <= 0 {
+		concurrent = 2 * o.coalesce.InFlight
+	}
+	fmt.Fprintf(w, "flashsale bench: %d callers, %s per measurement after %s of warm-up, %d rounds (medians; peak range min-max), GOMAXPROCS=%d, coalescing max batch %d, max wait %s, in flight %d per sale, %d round trips, %d sales per trip\n\n",
+		o.workers, o.duration, warmup, o.rounds, runtime.GOMAXPROCS(0), o.coalesce.MaxBatch, o.coalesce.MaxWait, o.coalesce.InFlight,
+		max(concurrent, o.coalesce.InFlight), o.coalesce.MaxSales)
 	f, err := newFixture(ctx, o)
 	if err != nil {
 		return err
@@ -213,7 +221,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	peaks := make([][]result, len(todo))
 	at80s := make([][]result, len(todo))
 	allocs := make([]float64, len(todo))
-	calls, holds := make([]int64, len(todo)), make([]int64, len(todo))
+	calls, holds, trips := make([]int64, len(todo)), make([]int64, len(todo)), make([]int64, len(todo))
 	procCPU, redisCPU := make([]time.Duration, len(todo)), make([]time.Duration, len(todo))
 	reqs := make([]int64, len(todo))
 	for round := range o.rounds {
@@ -226,7 +234,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
 			before := ms.Mallocs
-			c0, h0 := f.calls.Load(), f.holds.Load()
+			c0, h0, t0 := f.calls.Load(), f.holds.Load(), f.trips.Load()
 			cpu0, n0 := readCPU(ctx, f.rdb), seq.Load()
 			peak := closedLoop(ctx, o.workers, o.duration, fn)
 			cpu1 := readCPU(ctx, f.rdb)
@@ -235,6 +243,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 			reqs[i] += seq.Load() - n0 // every call of the loop, warm-up included, as the CPU times are
 			calls[i] += f.calls.Load() - c0
 			holds[i] += f.holds.Load() - h0
+			trips[i] += f.trips.Load() - t0
 			runtime.ReadMemStats(&ms)
 			allocs[i] += float64(ms.Mallocs-before) / math.Max(1, float64(peak.ops+peak.errs)) / float64(o.rounds)
 			done()
@@ -267,6 +276,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		}
 		if calls[i] > 0 { // only the coalescer's calls are counted
 			rows[i].batch = float64(holds[i]) / float64(calls[i])
+			rows[i].sales = float64(calls[i]) / float64(max(1, trips[i]))
 		}
 		for _, r := range append(peaks[i], at80s[i]...) {
 			if r.firstErr != nil {
@@ -282,11 +292,11 @@ func run(ctx context.Context, o options, w io.Writer) error {
 func report(w io.Writer, rows []row) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
-	fmt.Fprintln(tw, "scenario\tpeak ops/s\t(range)\tp50 ms\tp99 ms\tp999 ms\terrors\t80%: ops/s\tp50 ms\tp99 ms\tp999 ms\terrors\tallocs/op\tbatch\tcpu µs/op: proc\tredis\t")
+	fmt.Fprintln(tw, "scenario\tpeak ops/s\t(range)\tp50 ms\tp99 ms\tp999 ms\terrors\t80%: ops/s\tp50 ms\tp99 ms\tp999 ms\terrors\tallocs/op\tbatch\tsales/trip\tcpu µs/op: proc\tredis\t")
 	for _, r := range rows {
-		batch := "-"
+		batch, sales := "-", "-"
 		if r.batch > 0 {
-			batch = fmt.Sprintf("%.1f", r.batch)
+			batch, sales = fmt.Sprintf("%.1f", r.batch), fmt.Sprintf("%.1f", r.sales)
 		}
 		us := func(d time.Duration) string {
 			if d == 0 {
@@ -294,12 +304,12 @@ func report(w io.Writer, rows []row) {
 			}
 			return fmt.Sprintf("%.1f", float64(d.Nanoseconds())/1000)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f-%.0f\t%s\t%s\t%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t%.1f\t%s\t%s\t%s\t\n", r.name,
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f-%.0f\t%s\t%s\t%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t%.1f\t%s\t%s\t%s\t%s\t\n", r.name,
 			r.peak.rate, r.peak.minRate, r.peak.maxRate, ms(r.peak.p50), ms(r.peak.p99), ms(r.peak.p999), r.peak.errs,
-			r.at80.rate, ms(r.at80.p50), ms(r.at80.p99), ms(r.at80.p999), r.at80.errs, r.allocs, batch, us(r.procCPU), us(r.redisCPU))
+			r.at80.rate, ms(r.at80.p50), ms(r.at80.p99), ms(r.at80.p999), r.at80.errs, r.allocs, batch, sales, us(r.procCPU), us(r.redisCPU))
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "batch: reservations per script call at peak, for the scenarios that go through the engine's coalescer")
+	fmt.Fprintln(w, "batch: reservations per script call at peak, for the scenarios that go through the engine's coalescer; sales/trip: script calls (of different sales) per round trip to Redis")
 	fmt.Fprintln(w, "cpu µs/op: CPU time per request at peak (warm-up included) of this process (load generator and, for a, b and d, the code under test) and, for the scenarios that use it, of the Redis server (INFO cpu)")
 	for _, r := range rows {
 		if r.firstErr != nil {
@@ -364,9 +374,9 @@ type fixture struct {
 	points []geo.Point
 	cands  [][]engine.Candidate // the 8 nearest stores of each point, as the engine offers first
 	sales  []string
-	// calls and holds count the coalescer's ledger calls and the
-	// reservations they carried.
-	calls, holds atomic.Int64
+	// calls, holds and trips count the coalescer's script calls, the
+	// reservations they carried and the round trips that carried them.
+	calls, holds, trips atomic.Int64
 }
 
 const benchLat, benchLon = 52.52, 13.405
@@ -392,6 +402,7 @@ func newFixture(ctx context.Context, o options) (*fixture, error) {
 		f.calls.Add(1)
 		f.holds.Add(int64(n))
 	}
+	cc.OnCall = func(int) { f.trips.Add(1) }
 	if f.eng, err = engine.New(engine.Config{Ledger: f.ledger, Coalesce: &cc}); err != nil {
 		return nil, err
 	}

@@ -42,8 +42,8 @@ func TestHarnessRuns(t *testing.T) {
 	if strings.Contains(report, "first error") {
 		t.Errorf("a scenario failed:\n%s", report)
 	}
-	// The last columns of a scenario's line: batch, then CPU µs per
-	// request of the process and of Redis ("-": none).
+	// The last columns of a scenario's line: batch and sales per trip,
+	// then CPU µs per request of the process and of Redis ("-": none).
 	for _, c := range []struct{ name, batch, redis string }{
 		{"(a) raw Redis", "-", "µs"}, {"(b) engine Reserve, coalesced, 1 hot sale", "n", "µs"},
 		{"(c) PostgreSQL row lock", "-", "-"}, {"(d) HTTP no-op", "-", "-"},
@@ -56,17 +56,20 @@ func TestHarnessRuns(t *testing.T) {
 				break
 			}
 		}
-		if len(cols) < 3 {
+		if len(cols) < 4 {
 			t.Errorf("no line for %s", c.name)
 			continue
 		}
-		batch, proc, redis := cols[len(cols)-3], cols[len(cols)-2], cols[len(cols)-1]
+		batch, sales, proc, redis := cols[len(cols)-4], cols[len(cols)-3], cols[len(cols)-2], cols[len(cols)-1]
 		number := func(v string) bool { f, err := strconv.ParseFloat(v, 64); return err == nil && f > 0 }
 		if !number(proc) {
 			t.Errorf("%s: process CPU per request %q", c.name, proc)
 		}
 		if (c.batch == "-") != (batch == "-") || (c.batch == "n" && !number(batch)) {
 			t.Errorf("%s: batch %q, want %s", c.name, batch, map[string]string{"-": "none", "n": "a number"}[c.batch])
+		}
+		if (c.batch == "-") != (sales == "-") || (c.batch == "n" && !number(sales)) {
+			t.Errorf("%s: sales per trip %q, want %s", c.name, sales, map[string]string{"-": "none", "n": "a number"}[c.batch])
 		}
 		if (c.redis == "-") != (redis == "-") || (c.redis == "µs" && !number(redis)) {
 			t.Errorf("%s: Redis CPU per request %q, want %s", c.name, redis, map[string]string{"-": "none", "µs": "a number"}[c.redis])

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,7 +13,10 @@ import (
 // one sale are gathered, first come first served, and sent to the ledger
 // as one atomic call that handles each in order. A sale's throughput is
 // bound by one Redis shard running one script at a time, so fewer, larger
-// calls serve more shoppers.
+// calls serve more shoppers. When the ledger is a BatchReserver, the
+// batches of several sales that are ready at once also travel together,
+// in one round trip (each still its own atomic call), so that many quiet
+// sales do not pay a round trip per reservation.
 type CoalesceConfig struct {
 	// MaxBatch is the most reservations in one ledger call; 256 by default.
 	MaxBatch int
@@ -21,7 +25,8 @@ type CoalesceConfig struct {
 	// more than one reservation): a lone shopper's request is sent at
 	// once, and under load each call carries more for the same fixed cost
 	// of a script call. 0 (the default) never waits: batches then fill
-	// only while earlier calls are in flight.
+	// only while earlier calls are in flight. A batch that waits travels
+	// alone, without other sales' batches.
 	MaxWait time.Duration
 	// QueueSize bounds the reservations waiting per sale; when it is full,
 	// Reserve fails at once with ErrOverloaded. 4096 by default.
@@ -30,13 +35,23 @@ type CoalesceConfig struct {
 	// default, so that one batch crosses the network while Redis runs the
 	// other.
 	InFlight int
+	// Calls is how many round trips to the ledger may run at once over
+	// every sale; 2×InFlight by default, and never fewer than InFlight.
+	Calls int
+	// MaxSales is the most sales whose batches share one round trip; 64
+	// by default. It has no effect when the ledger is not a BatchReserver.
+	MaxSales int
 	// CallTimeout bounds one ledger call; 5 s by default.
 	CallTimeout time.Duration
-	// OnBatch, when set, is told every call's size, duration and error.
+	// OnBatch, when set, is told every batch's size, the duration of the
+	// round trip that carried it and the batch's error.
 	OnBatch func(size int, d time.Duration, err error)
 	// OnQueued, when set, is told how long each reservation waited in its
 	// sale's queue before the call carrying it was sent.
 	OnQueued func(wait time.Duration)
+	// OnCall, when set, is told how many sales' batches each round trip
+	// carried.
+	OnCall func(sales int)
 }
 
 func (c *CoalesceConfig) defaults() {
@@ -49,34 +64,49 @@ func (c *CoalesceConfig) defaults() {
 	if c.InFlight <= 0 {
 		c.InFlight = 2
 	}
+	if c.Calls <= 0 {
+		c.Calls = 2 * c.InFlight
+	}
+	c.Calls = max(c.Calls, c.InFlight)
+	if c.MaxSales <= 0 {
+		c.MaxSales = 64
+	}
 	if c.CallTimeout <= 0 {
 		c.CallTimeout = 5 * time.Second
 	}
 }
 
-// coalescer queues reservations per sale and runs them in batches.
+// coalescer queues reservations per sale and runs them in batches. Sales
+// with reservations waiting and a call to spare line up in ready, in the
+// order they became so; up to Calls dispatchers take sales from its head,
+// a batch of each, and send them in one round trip.
 type coalescer struct {
 	cfg    CoalesceConfig
 	ledger Ledger
+	many   BatchReserver // nil when the ledger takes one sale per call
 	clock  Clock
 
-	mu     sync.Mutex
-	queues map[string]*saleQueue
-	depth  atomic.Int64 // reservations waiting, over every sale
-	shed   atomic.Int64 // reservations refused because a queue was full
+	mu      sync.Mutex // guards queues, ready, running and every saleQueue
+	queues  map[string]*saleQueue
+	ready   []*saleQueue
+	running int // dispatchers
+
+	depth atomic.Int64 // reservations waiting, over every sale
+	shed  atomic.Int64 // reservations refused because a queue was full
 
 	onWait func(size int) // tests: told when a batch starts waiting for company
 }
 
+// saleQueue is one sale's waiting reservations; c.mu guards it.
 type saleQueue struct {
 	id       string
-	mu       sync.Mutex
 	pending  []*queued
 	inflight int
-	more     chan struct{} // signalled when a request arrives, for MaxWait
+	ready    bool          // in c.ready
+	more     chan struct{} // with MaxWait: signalled when a reservation arrives
 	// busy is whether the sale's last call carried more than one
 	// reservation: only then does a batch wait for company.
-	busy atomic.Bool
+	busy bool
 }
 
 // queued is one reservation waiting for its batch.
@@ -84,23 +114,14 @@ type queued struct {
 	at   time.Time // when it was queued
 	ctx  context.Context
 	req  LedgerReserve
-	done chan LedgerOutcome // buffered: the flusher never blocks
+	done chan LedgerOutcome // buffered: the dispatcher never blocks
 }
 
 func newCoalescer(cfg CoalesceConfig, ledger Ledger, clock Clock) *coalescer {
 	cfg.defaults()
-	return &coalescer{cfg: cfg, ledger: ledger, clock: clock, queues: map[string]*saleQueue{}}
-}
-
-func (c *coalescer) queue(saleID string) *saleQueue {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	q := c.queues[saleID]
-	if q == nil {
-		q = &saleQueue{id: saleID, more: make(chan struct{}, 1)}
-		c.queues[saleID] = q
-	}
-	return q
+	c := &coalescer{cfg: cfg, ledger: ledger, clock: clock, queues: map[string]*saleQueue{}}
+	c.many, _ = ledger.(BatchReserver)
+	return c
 }
 
 // reserve queues one reservation and waits for its outcome or for ctx.
@@ -108,27 +129,33 @@ func (c *coalescer) reserve(ctx context.Context, saleID string, r LedgerReserve)
 	if err := ctx.Err(); err != nil {
 		return LedgerOutcome{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	q := c.queue(saleID)
 	item := &queued{at: time.Now(), ctx: ctx, req: r, done: make(chan LedgerOutcome, 1)}
-	q.mu.Lock()
+	c.mu.Lock()
+	q := c.queues[saleID]
+	if q == nil {
+		q = &saleQueue{id: saleID}
+		if c.cfg.MaxWait > 0 {
+			q.more = make(chan struct{}, 1)
+		}
+		c.queues[saleID] = q
+	}
 	if len(q.pending) >= c.cfg.QueueSize {
-		q.mu.Unlock()
+		c.mu.Unlock()
 		c.shed.Add(1)
 		return LedgerOutcome{}, ErrOverloaded
 	}
 	q.pending = append(q.pending, item)
 	c.depth.Add(1)
-	start := q.inflight < c.cfg.InFlight
-	if start {
-		q.inflight++
+	start := c.markReady(q)
+	c.mu.Unlock()
+	if q.more != nil {
+		select {
+		case q.more <- struct{}{}:
+		default:
+		}
 	}
-	q.mu.Unlock()
-	select {
-	case q.more <- struct{}{}:
-	default:
-	}
 	if start {
-		go c.flush(q)
+		go c.dispatch()
 	}
 	select {
 	case out := <-item.done:
@@ -140,88 +167,226 @@ func (c *coalescer) reserve(ctx context.Context, saleID string, r LedgerReserve)
 	}
 }
 
-// take removes up to MaxBatch waiting reservations whose callers still
-// wait; it answers the others with their context's error.
+// markReady lines q up for a dispatcher when it has reservations waiting
+// and a call to spare. It reports whether the caller must start a
+// dispatcher. c.mu is held.
+func (c *coalescer) markReady(q *saleQueue) bool {
+	if q.ready || len(q.pending) == 0 || q.inflight >= c.cfg.InFlight {
+		return false
+	}
+	q.ready = true
+	c.ready = append(c.ready, q)
+	if c.running >= c.cfg.Calls {
+		return false
+	}
+	c.running++
+	return true
+}
+
+// round is what one dispatcher sends in one round trip: a batch of each
+// of up to MaxSales sales.
+type round struct {
+	queues  []*saleQueue
+	items   [][]*queued
+	batches []SaleBatch
+	reqs    []LedgerReserve // every batch's requests, back to back
+}
+
+// takeRound takes sales from the head of c.ready, and the waiting
+// reservations of each, up to MaxBatch. c.mu is held.
+func (c *coalescer) takeRound(r *round) {
+	most := c.cfg.MaxSales
+	if c.many == nil || c.cfg.MaxWait > 0 {
+		most = 1
+	}
+	n := min(len(c.ready), most)
+	r.queues = append(r.queues[:0], c.ready[:n]...)
+	clear(c.ready[:n])
+	c.ready = c.ready[n:]
+	if len(c.ready) == 0 {
+		c.ready = nil // let the backing array go
+	}
+	for len(r.items) < n {
+		r.items = append(r.items, nil)
+	}
+	r.items = r.items[:n]
+	var start int
+	for i, q := range r.queues {
+		q.ready = false
+		q.inflight++
+		r.items[i] = c.take(q, r.items[i][:0])
+		if c.markReady(q) {
+			start++
+		}
+	}
+	for ; start > 0; start-- {
+		go c.dispatch()
+	}
+}
+
+// take moves up to MaxBatch waiting reservations of q (less those already
+// in batch) into batch. c.mu is held.
 func (c *coalescer) take(q *saleQueue, batch []*queued) []*queued {
-	q.mu.Lock()
 	n := min(len(q.pending), c.cfg.MaxBatch-len(batch))
-	taken := q.pending[:n]
+	batch = append(batch, q.pending[:n]...)
+	clear(q.pending[:n])
 	q.pending = q.pending[n:]
 	if len(q.pending) == 0 {
-		q.pending = nil // let the backing array go
+		q.pending = nil
 	}
-	q.mu.Unlock()
 	c.depth.Add(-int64(n))
-	for _, it := range taken {
+	return batch
+}
+
+// live answers the reservations of batch whose callers stopped waiting
+// with their context's error, and returns the others.
+func live(batch []*queued) []*queued {
+	kept := batch[:0]
+	for _, it := range batch {
 		if err := it.ctx.Err(); err != nil {
 			it.done <- LedgerOutcome{Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
 			continue
 		}
-		batch = append(batch, it)
+		kept = append(kept, it)
 	}
-	return batch
+	clear(batch[len(kept):])
+	return kept
 }
 
-// flush sends batches of q until it is empty.
-func (c *coalescer) flush(q *saleQueue) {
-	var batch []*queued
-	var reqs []LedgerReserve // grows to the largest batch of this flusher
+// waitForCompany lets the one sale of r, while busy, gather reservations
+// up to MaxBatch or until MaxWait has passed.
+func (c *coalescer) waitForCompany(r *round) {
+	q := r.queues[0]
+	c.mu.Lock()
+	wait := q.busy && len(r.items[0]) < c.cfg.MaxBatch
+	c.mu.Unlock()
+	if !wait {
+		return
+	}
+	if c.onWait != nil {
+		c.onWait(len(r.items[0]))
+	}
+	timer := time.NewTimer(c.cfg.MaxWait)
+	defer timer.Stop()
 	for {
-		batch = c.take(q, batch[:0])
-		if c.cfg.MaxWait > 0 && len(batch) > 0 && len(batch) < c.cfg.MaxBatch && q.busy.Load() {
-			if c.onWait != nil {
-				c.onWait(len(batch))
-			}
-			timer := time.NewTimer(c.cfg.MaxWait)
-		wait:
-			for len(batch) < c.cfg.MaxBatch {
-				select {
-				case <-q.more:
-					batch = c.take(q, batch)
-				case <-timer.C:
-					break wait
-				}
-			}
-			timer.Stop()
-			batch = c.take(q, batch)
+		c.mu.Lock()
+		r.items[0] = c.take(q, r.items[0])
+		full := len(r.items[0]) >= c.cfg.MaxBatch
+		c.mu.Unlock()
+		if full {
+			return
 		}
-		if len(batch) == 0 {
-			q.mu.Lock()
-			if len(q.pending) == 0 {
-				q.inflight--
-				q.mu.Unlock()
-				return
+		select {
+		case <-q.more:
+		case <-timer.C:
+			c.mu.Lock()
+			r.items[0] = c.take(q, r.items[0])
+			c.mu.Unlock()
+			return
+		}
+	}
+}
+
+// dispatch sends rounds until no sale is ready.
+func (c *coalescer) dispatch() {
+	var r round
+	for {
+		c.mu.Lock()
+		if len(c.ready) == 0 {
+			c.running--
+			c.mu.Unlock()
+			return
+		}
+		c.takeRound(&r)
+		c.mu.Unlock()
+		if c.cfg.MaxWait > 0 {
+			c.waitForCompany(&r)
+			c.mu.Lock()
+			q := r.queues[0]
+			q.busy = len(r.items[0]) > 1
+			c.mu.Unlock()
+		}
+		c.send(&r)
+		c.mu.Lock()
+		for i, q := range r.queues {
+			q.inflight--
+			// A sale at its InFlight limit that gathered reservations
+			// meanwhile lines up again; this dispatcher is running, so
+			// none needs starting.
+			if !q.ready && len(q.pending) > 0 {
+				q.ready = true
+				c.ready = append(c.ready, q)
 			}
-			q.mu.Unlock()
+			clear(r.items[i])
+		}
+		c.mu.Unlock()
+	}
+}
+
+// send makes r's ledger call and answers every reservation in it.
+func (c *coalescer) send(r *round) {
+	r.batches = r.batches[:0]
+	sent := time.Now()
+	total := 0
+	for i := range r.items {
+		r.items[i] = live(r.items[i])
+		total += len(r.items[i])
+	}
+	r.reqs = slices.Grow(r.reqs[:0], total)
+	for i, q := range r.queues {
+		if len(r.items[i]) == 0 {
 			continue
 		}
-		q.busy.Store(len(batch) > 1)
-		reqs = reqs[:0]
-		sent := time.Now()
-		for _, it := range batch {
-			reqs = append(reqs, it.req)
+		from := len(r.reqs)
+		for _, it := range r.items[i] {
+			r.reqs = append(r.reqs, it.req)
 			if c.cfg.OnQueued != nil {
 				c.cfg.OnQueued(sent.Sub(it.at))
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CallTimeout)
-		start := time.Now()
-		outs, err := c.ledger.Reserve(ctx, q.id, c.clock.Now(), reqs)
-		cancel()
-		if err == nil && len(outs) != len(reqs) {
-			err = fmt.Errorf("%w: ledger answered %d outcomes for %d requests", ErrUnavailable, len(outs), len(reqs))
+		r.batches = append(r.batches, SaleBatch{SaleID: q.id, Reqs: r.reqs[from:len(r.reqs):len(r.reqs)]})
+	}
+	if len(r.batches) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CallTimeout)
+	start := time.Now()
+	now := c.clock.Now()
+	if c.many != nil {
+		c.many.ReserveBatches(ctx, now, r.batches)
+	} else {
+		b := &r.batches[0]
+		b.Outs, b.Err = c.ledger.Reserve(ctx, b.SaleID, now, b.Reqs)
+	}
+	cancel()
+	d := time.Since(start)
+	if c.cfg.OnCall != nil {
+		c.cfg.OnCall(len(r.batches))
+	}
+	k := 0
+	for _, items := range r.items {
+		if len(items) == 0 {
+			continue
+		}
+		b := &r.batches[k]
+		k++
+		err := b.Err
+		if err == nil && len(b.Outs) != len(b.Reqs) {
+			err = fmt.Errorf("%w: ledger answered %d outcomes for %d requests", ErrUnavailable, len(b.Outs), len(b.Reqs))
 		}
 		if c.cfg.OnBatch != nil {
-			c.cfg.OnBatch(len(reqs), time.Since(start), err)
+			c.cfg.OnBatch(len(b.Reqs), d, err)
 		}
-		for i, it := range batch {
+		for j, it := range items {
 			if err != nil {
 				it.done <- LedgerOutcome{Err: err}
 			} else {
-				it.done <- outs[i]
+				it.done <- b.Outs[j]
 			}
 		}
 	}
+	clear(r.batches)
+	clear(r.reqs) // let the requests' strings go
 }
 
 // CoalesceStats is what the coalescer is doing, for metrics.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,7 +29,7 @@ func newGatedLedger(t *testing.T) *gatedLedger {
 
 func (l *gatedLedger) Sale(ctx context.Context, id string) (Sale, error) {
 	s, _ := l.refusingLedger.Sale(ctx, id)
-	s.MaxDistanceKm = 500
+	s.ID, s.MaxDistanceKm = id, 500
 	return s, nil
 }
 
@@ -62,11 +63,65 @@ func (l *gatedLedger) Reserve(ctx context.Context, saleID string, now time.Time,
 	if l.fail != nil {
 		return nil, l.fail
 	}
+	return held(saleID, reqs), nil
+}
+
+// held answers every request of reqs with a hold.
+func held(saleID string, reqs []LedgerReserve) []LedgerOutcome {
 	out := make([]LedgerOutcome, len(reqs))
 	for i, r := range reqs {
-		out[i] = LedgerOutcome{Hold: Hold{ID: r.HoldID, UserID: r.UserID, StoreID: r.Candidates[0].StoreID, State: HoldHeld}}
+		out[i] = LedgerOutcome{Hold: Hold{ID: r.HoldID, SaleID: saleID, UserID: r.UserID, StoreID: r.Candidates[0].StoreID, State: HoldHeld}}
 	}
-	return out, nil
+	return out
+}
+
+// gatedBatchLedger is a gatedLedger that also takes several sales'
+// batches in one call, as the Redis ledger does, and records each call's
+// batches as "sale:user,user". The batch of sale "down" fails.
+type gatedBatchLedger struct {
+	*gatedLedger
+	trips chan []string
+}
+
+func (l *gatedBatchLedger) ReserveBatches(ctx context.Context, now time.Time, batches []SaleBatch) {
+	trip := make([]string, len(batches))
+	for i, b := range batches {
+		users := make([]string, len(b.Reqs))
+		for j, r := range b.Reqs {
+			users[j] = r.UserID
+		}
+		trip[i] = b.SaleID + ":" + strings.Join(users, ",")
+	}
+	l.trips <- trip
+	select {
+	case <-l.gate:
+	case <-ctx.Done():
+		for i := range batches {
+			batches[i].Err = ctx.Err()
+		}
+		return
+	}
+	for i := range batches {
+		b := &batches[i]
+		if b.SaleID == "down" {
+			b.Err = fmt.Errorf("%w: redis down", ErrUnavailable)
+			continue
+		}
+		b.Outs = held(b.SaleID, b.Reqs)
+	}
+}
+
+// nextTrip returns the batches of the next call, failing the test when
+// none starts within 5 s.
+func (l *gatedBatchLedger) nextTrip(t *testing.T) string {
+	t.Helper()
+	select {
+	case trip := <-l.trips:
+		return strings.Join(trip, " ")
+	case <-time.After(5 * time.Second):
+		t.Fatal("no ledger call started")
+		return ""
+	}
 }
 
 func coalescingEngine(t *testing.T, l Ledger, cfg CoalesceConfig) *Engine {
@@ -79,11 +134,15 @@ func coalescingEngine(t *testing.T, l Ledger, cfg CoalesceConfig) *Engine {
 }
 
 func reserveAsync(e *Engine, ctx context.Context, user string) chan error {
+	return reserveAsyncIn(e, ctx, "s1", user)
+}
+
+func reserveAsyncIn(e *Engine, ctx context.Context, sale, user string) chan error {
 	done := make(chan error, 1)
 	go func() {
-		res, err := e.Reserve(ctx, ReserveRequest{SaleID: "s1", UserID: user, HasLocation: true, Lat: 1, Lon: 1})
-		if err == nil && res.Hold.UserID != user {
-			err = fmt.Errorf("%s got the hold of %s", user, res.Hold.UserID)
+		res, err := e.Reserve(ctx, ReserveRequest{SaleID: sale, UserID: user, HasLocation: true, Lat: 1, Lon: 1})
+		if err == nil && (res.Hold.UserID != user || res.Hold.SaleID != sale) {
+			err = fmt.Errorf("%s of %s got the hold of %s of %s", user, sale, res.Hold.UserID, res.Hold.SaleID)
 		}
 		done <- err
 	}()
@@ -300,5 +359,79 @@ func TestCoalescerLoneReservation(t *testing.T) {
 	l.gate <- struct{}{}
 	if err := <-next; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCoalescerSendsReadySalesTogether holds one call open while
+// reservations of several sales queue behind it: the sales then travel
+// together, in the order they became ready, each as its own batch, at
+// most MaxSales to a call; a sale with a call in flight waits for it (its
+// InFlight limit) and goes next; a batch that fails fails only its own
+// reservations.
+func TestCoalescerSendsReadySalesTogether(t *testing.T) {
+	l := &gatedBatchLedger{gatedLedger: newGatedLedger(t), trips: make(chan []string, 10)}
+	var sales []int
+	var mu sync.Mutex
+	e := coalescingEngine(t, l, CoalesceConfig{InFlight: 1, Calls: 1, MaxSales: 3,
+		OnCall: func(n int) { mu.Lock(); sales = append(sales, n); mu.Unlock() }})
+	first := reserveAsyncIn(e, context.Background(), "s1", "u0")
+	if got := l.nextTrip(t); got != "s1:u0" {
+		t.Fatalf("first call %q", got)
+	}
+	var done []chan error
+	for i, sale := range []string{"s2", "s3", "s1", "s2", "down", "s4"} {
+		done = append(done, reserveAsyncIn(e, context.Background(), sale, fmt.Sprintf("u%d", i+1)))
+		waitQueued(t, e, int64(i+1))
+	}
+	l.gate <- struct{}{}
+	if got, want := l.nextTrip(t), "s2:u1,u4 s3:u2 down:u5"; got != want {
+		t.Fatalf("second call %q, want %q", got, want)
+	}
+	l.gate <- struct{}{}
+	if got, want := l.nextTrip(t), "s4:u6 s1:u3"; got != want {
+		t.Fatalf("third call %q, want %q", got, want)
+	}
+	l.gate <- struct{}{}
+	for i, ch := range append([]chan error{first}, done...) {
+		err := <-ch
+		if (i == 5) != errors.Is(err, ErrUnavailable) || (i != 5 && err != nil) {
+			t.Fatalf("reservation %d: %v", i, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(sales) != "[1 3 2]" {
+		t.Fatalf("OnCall told of %v sales per call, want [1 3 2]", sales)
+	}
+}
+
+// TestCoalescerCallsBound lets no call finish while reservations of many
+// sales arrive: no more than Calls calls start, and every reservation is
+// answered once they finish.
+func TestCoalescerCallsBound(t *testing.T) {
+	l := &gatedBatchLedger{gatedLedger: newGatedLedger(t), trips: make(chan []string, 100)}
+	e := coalescingEngine(t, l, CoalesceConfig{InFlight: 1, Calls: 2, MaxSales: 1})
+	var done []chan error
+	for i := range 6 {
+		done = append(done, reserveAsyncIn(e, context.Background(), fmt.Sprintf("s%d", i), "u"))
+	}
+	l.nextTrip(t)
+	l.nextTrip(t)
+	waitQueued(t, e, 4)
+	select {
+	case trip := <-l.trips:
+		t.Fatalf("a third call started: %v", trip)
+	default:
+	}
+	for range 6 {
+		l.gate <- struct{}{}
+	}
+	for _, ch := range done {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(l.trips); n != 4 {
+		t.Fatalf("%d more calls, want 4 (one per sale)", n)
 	}
 }

@@ -34,6 +34,26 @@ type LedgerOutcome struct {
 	Err      error
 }
 
+// SaleBatch is one sale's reservations in a BatchReserver call.
+type SaleBatch struct {
+	SaleID string
+	Reqs   []LedgerReserve
+	// Outs (one per request, in order) or Err (the batch failed as a
+	// whole) is the answer, set by ReserveBatches.
+	Outs []LedgerOutcome
+	Err  error
+}
+
+// BatchReserver is implemented by a Ledger that can send the reservation
+// batches of several sales in one round trip. Every batch is handled as
+// Reserve would handle it, atomically and on its own, and answered on its
+// own: one batch failing fails no other. The coalescer uses it so that
+// many quiet sales, each with a batch of one, do not cost a round trip
+// each.
+type BatchReserver interface {
+	ReserveBatches(ctx context.Context, now time.Time, batches []SaleBatch)
+}
+
 // Actor says who asks for a confirm or cancel. An empty field is not
 // checked; a set field must match the hold or the ledger returns
 // ErrForbidden.

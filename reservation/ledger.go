@@ -273,6 +273,64 @@ func boolArg(b bool) string {
 
 // Reserve runs a batch of reservations of one sale in one script call.
 func (l *Ledger) Reserve(ctx context.Context, saleID string, now time.Time, reqs []engine.LedgerReserve) ([]engine.LedgerOutcome, error) {
+	v, err := l.run(ctx, l.reserve, keys(saleID), reserveArgs(now, reqs)...)
+	if err != nil {
+		return nil, err
+	}
+	return reserveOutcomes(saleID, now, reqs, v)
+}
+
+// ReserveBatches runs the batches of several sales, a script call each, in
+// one pipeline: one round trip, and on Redis one read and one write for
+// them all. (A cluster client sends each node its share.) Every batch is
+// answered on its own; a script Redis no longer knows (NOSCRIPT, after a
+// restart or failover) is sent again by its source for the batches it
+// failed, which it did not run.
+func (l *Ledger) ReserveBatches(ctx context.Context, now time.Time, batches []engine.SaleBatch) {
+	if len(batches) == 1 {
+		b := &batches[0]
+		b.Outs, b.Err = l.Reserve(ctx, b.SaleID, now, b.Reqs)
+		return
+	}
+	start := time.Now()
+	args := make([][]any, len(batches))
+	cmds := make([]*redis.Cmd, len(batches))
+	pipe := l.rdb.Pipeline()
+	for i, b := range batches {
+		args[i] = reserveArgs(now, b.Reqs)
+		cmds[i] = l.reserve.EvalSha(ctx, pipe, keys(b.SaleID), args[i]...)
+	}
+	_, _ = pipe.Exec(ctx) // every command carries its own error
+	var again []int
+	for i, cmd := range cmds {
+		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 {
+		pipe := l.rdb.Pipeline()
+		for _, i := range again {
+			cmds[i] = l.reserve.Eval(ctx, pipe, keys(batches[i].SaleID), args[i]...)
+		}
+		_, _ = pipe.Exec(ctx)
+	}
+	d := time.Since(start)
+	for i, cmd := range cmds {
+		b := &batches[i]
+		v, err := cmd.Result()
+		if l.observe != nil {
+			l.observe(l.reserve.name, d, err)
+		}
+		if err != nil {
+			b.Err = unavailable(err)
+			continue
+		}
+		b.Outs, b.Err = reserveOutcomes(b.SaleID, now, b.Reqs, v)
+	}
+}
+
+// reserveArgs are reserve.lua's arguments for a batch of reservations.
+func reserveArgs(now time.Time, reqs []engine.LedgerReserve) []any {
 	args := make([]any, 0, 4+7*len(reqs))
 	args = append(args, now.UnixMilli(), len(reqs))
 	// Every request's idempotency entry, nearest distance and other
@@ -323,11 +381,11 @@ func (l *Ledger) Reserve(ctx context.Context, saleID string, now time.Time, reqs
 		args = append(args, r.HoldID, r.UserID, all[from:e[0]], r.Quantity, nearest, all[e[0]:e[1]], all[e[1]:e[2]])
 		from = e[2]
 	}
-	args = append(args, all[idsFrom:], boolArg(shopperRepeats(reqs)))
-	v, err := l.run(ctx, l.reserve, keys(saleID), args...)
-	if err != nil {
-		return nil, err
-	}
+	return append(args, all[idsFrom:], boolArg(shopperRepeats(reqs)))
+}
+
+// reserveOutcomes reads reserve.lua's answer v to a batch of reservations.
+func reserveOutcomes(saleID string, now time.Time, reqs []engine.LedgerReserve, v any) ([]engine.LedgerOutcome, error) {
 	rows, ok := v.([]any)
 	if !ok || len(rows) != len(reqs)+1 {
 		return nil, fmt.Errorf("%w: reserve script answered %T of %d for %d requests", engine.ErrUnavailable, v, len(rows), len(reqs))

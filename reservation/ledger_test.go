@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1009,5 +1010,156 @@ func TestLargeBatchRepeatedShopper(t *testing.T) {
 	}
 	if st := f.stock(sale.ID); st.Held != 38 {
 		t.Fatalf("held %d, want 38", st.Held)
+	}
+}
+
+// TestReserveBatchesOfSeveralSales sends the batches of several sales in
+// one call: each is answered as its own Reserve call would be (holds, a
+// sold-out sale, a replay, an unknown sale), and after SCRIPT FLUSH (a
+// restart or failover) the call loads the script again.
+func TestReserveBatchesOfSeveralSales(t *testing.T) {
+	f := newFixture(t)
+	stores := lineStores(testenv.ID("mb-"), 1)
+	a := f.newSale(stores, []int{2}, nil)
+	b := f.newSale(stores, []int{1}, nil)
+	cands := []engine.Candidate{{StoreID: stores[0].ID, DistanceKm: 0.25}}
+	req := func(sale engine.Sale, n int) engine.LedgerReserve {
+		return engine.LedgerReserve{HoldID: fmt.Sprintf("%s.h%d", sale.ID, n), UserID: fmt.Sprintf("u%d", n), Key: "k", Quantity: 1, Candidates: cands}
+	}
+	now := t0.Add(time.Minute)
+	outcome := func(o engine.LedgerOutcome) string {
+		switch {
+		case o.Err != nil:
+			return o.Err.Error()
+		case o.Replayed:
+			return "replay " + o.Hold.ID
+		}
+		return o.Hold.ID
+	}
+	for round, flush := range []bool{false, true} {
+		if flush {
+			if err := f.rdb.ScriptFlush(f.ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		k := 2 * round
+		batches := []engine.SaleBatch{
+			{SaleID: a.ID, Reqs: []engine.LedgerReserve{req(a, k+1), req(a, k+2)}},
+			{SaleID: "no-such-sale", Reqs: []engine.LedgerReserve{req(a, 9)}},
+			{SaleID: b.ID, Reqs: []engine.LedgerReserve{req(b, 1), req(b, k+2)}},
+		}
+		f.ledger.ReserveBatches(f.ctx, now, batches)
+		var got []string
+		for _, bt := range batches {
+			if bt.Err != nil {
+				t.Fatalf("round %d: batch of %s failed: %v", round, bt.SaleID, bt.Err)
+			}
+			for _, o := range bt.Outs {
+				got = append(got, outcome(o))
+			}
+		}
+		want := []string{a.ID + ".h1", a.ID + ".h2", engine.ErrUnknownSale.Error(), b.ID + ".h1", engine.ErrSoldOut.Error()}
+		if round == 1 {
+			// Sale a is sold out now; u1 of sale b replays its hold.
+			want = []string{engine.ErrSoldOut.Error(), engine.ErrSoldOut.Error(), engine.ErrUnknownSale.Error(), "replay " + b.ID + ".h1", engine.ErrSoldOut.Error()}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("round %d: outcomes %q, want %q", round, got, want)
+		}
+	}
+	for sale, held := range map[string]int{a.ID: 2, b.ID: 1} {
+		if st := f.stock(sale); st.Held != held || st.Remaining != 0 {
+			t.Fatalf("sale %s: %+v, want %d held and none left", sale, st, held)
+		}
+		if n := f.outboxLen(sale); n != int64(held) {
+			t.Fatalf("sale %s: %d events for %d holds", sale, n, held)
+		}
+	}
+}
+
+// TestConcurrentReserveManySales runs shoppers of many sales at once, so
+// that the coalescer sends several sales' batches per round trip: every
+// sale sells exactly its stock, once per shopper, and every replay finds
+// its hold.
+func TestConcurrentReserveManySales(t *testing.T) {
+	var most atomic.Int64 // the most sales one round trip carried
+	onCall := func(n int) {
+		for m := most.Load(); int64(n) > m && !most.CompareAndSwap(m, int64(n)); m = most.Load() {
+		}
+	}
+	for _, coalesce := range []bool{true, false} {
+		name := map[bool]string{true: "coalesced", false: "direct"}[coalesce]
+		t.Run(name, func(t *testing.T) {
+			testConcurrentReserveManySales(t, newFixtureWith(t, func(cfg *engine.Config) {
+				if coalesce {
+					cfg.Coalesce = &engine.CoalesceConfig{OnCall: onCall}
+				}
+			}))
+		})
+	}
+	// 360 shoppers of 12 sales at once, 4 round trips at a time: sales
+	// travel together.
+	if most.Load() < 2 {
+		t.Fatalf("no round trip carried more than %d sale", most.Load())
+	}
+}
+
+func testConcurrentReserveManySales(t *testing.T, f *fixture) {
+	stores := lineStores(testenv.ID("ms-"), 2)
+	var sales []engine.Sale
+	for i := range 12 {
+		sales = append(sales, f.newSale(stores, []int{1 + i%3, 2}, nil))
+	}
+	const workers = 360
+	type result struct {
+		sale        string
+		res, replay engine.Reservation
+		err, rerr   error
+	}
+	results := make([]result, workers)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range workers {
+		wg.Go(func() {
+			r := &results[i]
+			sale := sales[i%len(sales)]
+			r.sale = sale.ID
+			req := reserveAt(52.5, 13.4, fmt.Sprintf("u%03d", i), "k")
+			req.SaleID = sale.ID
+			<-start
+			r.res, r.err = f.eng.Reserve(f.ctx, req)
+			r.replay, r.rerr = f.eng.Reserve(f.ctx, req)
+		})
+	}
+	close(start)
+	wg.Wait()
+	sold := map[string]int{}
+	for _, r := range results {
+		if r.err != nil {
+			if !errors.Is(r.err, engine.ErrSoldOut) {
+				t.Fatalf("%s: %v", r.sale, r.err)
+			}
+			if !errors.Is(r.rerr, engine.ErrSoldOut) {
+				t.Fatalf("%s: sold out, then %v", r.sale, r.rerr)
+			}
+			continue
+		}
+		if r.res.Hold.SaleID != r.sale || r.res.Replayed {
+			t.Fatalf("%s: hold %+v", r.sale, r.res)
+		}
+		if r.rerr != nil || !r.replay.Replayed || r.replay.Hold.ID != r.res.Hold.ID {
+			t.Fatalf("%s: replay %+v, %v of hold %s", r.sale, r.replay, r.rerr, r.res.Hold.ID)
+		}
+		sold[r.sale]++
+	}
+	for i, sale := range sales {
+		want := 1 + i%3 + 2
+		st := f.stock(sale.ID)
+		if sold[sale.ID] != want || st.Held != want || st.Remaining != 0 {
+			t.Fatalf("sale %s: shoppers got %d holds, ledger %+v; want %d", sale.ID, sold[sale.ID], st, want)
+		}
+		if n := f.outboxLen(sale.ID); n != int64(want) {
+			t.Fatalf("sale %s: %d events for %d holds", sale.ID, n, want)
+		}
 	}
 }

@@ -33,6 +33,8 @@ type Config struct {
 	CoalesceMaxWait   time.Duration // FLASHSALE_COALESCE_MAX_WAIT, -coalesce-max-wait
 	CoalesceQueue     int           // FLASHSALE_COALESCE_QUEUE, -coalesce-queue
 	CoalesceInFlight  int           // FLASHSALE_COALESCE_INFLIGHT, -coalesce-inflight
+	CoalesceCalls     int           // FLASHSALE_COALESCE_CALLS, -coalesce-calls
+	CoalesceMaxSales  int           // FLASHSALE_COALESCE_MAX_SALES, -coalesce-max-sales
 }
 
 // DefaultConfig returns the documented defaults.
@@ -54,6 +56,7 @@ func DefaultConfig() Config {
 		CoalesceMaxBatch: 256,
 		CoalesceQueue:    4096,
 		CoalesceInFlight: 2,
+		CoalesceMaxSales: 64,
 	}
 }
 
@@ -137,6 +140,8 @@ func (c *Config) bind(e *envFlags) {
 	dur(&c.CoalesceMaxWait, "coalesce-max-wait", "FLASHSALE_COALESCE_MAX_WAIT", "while a sale is busy, how long a batch that is not full waits for company (0: never)")
 	num(&c.CoalesceQueue, "coalesce-queue", "FLASHSALE_COALESCE_QUEUE", "reservations that may wait per sale before 503 overloaded")
 	num(&c.CoalesceInFlight, "coalesce-inflight", "FLASHSALE_COALESCE_INFLIGHT", "script calls of one sale that may run at once")
+	num(&c.CoalesceCalls, "coalesce-calls", "FLASHSALE_COALESCE_CALLS", "round trips to Redis with reservations that may run at once, over every sale (0: twice -coalesce-inflight; else at least -coalesce-inflight)")
+	num(&c.CoalesceMaxSales, "coalesce-max-sales", "FLASHSALE_COALESCE_MAX_SALES", "most sales whose script calls share one round trip")
 }
 
 // validate checks the settings after parsing.
@@ -165,6 +170,9 @@ func (c *Config) validate() error {
 	}
 	if c.CoalesceMaxBatch < 1 || c.CoalesceMaxBatch > 4096 || c.CoalesceQueue < 1 || c.CoalesceInFlight < 1 || c.CoalesceInFlight > 64 {
 		errs = append(errs, errors.New("-coalesce-max-batch must be 1-4096, -coalesce-queue at least 1, -coalesce-inflight 1-64"))
+	}
+	if c.CoalesceCalls < 0 || c.CoalesceCalls > 1024 || (c.CoalesceCalls > 0 && c.CoalesceCalls < c.CoalesceInFlight) || c.CoalesceMaxSales < 1 || c.CoalesceMaxSales > 1024 {
+		errs = append(errs, errors.New("-coalesce-calls must be 0 or from -coalesce-inflight to 1024, -coalesce-max-sales 1-1024"))
 	}
 	if c.CoalesceMaxWait < 0 || c.CoalesceMaxWait > 100*time.Millisecond {
 		errs = append(errs, errors.New("-coalesce-max-wait must be 0-100ms"))

@@ -244,8 +244,11 @@ func (m *Main) Run(ctx context.Context) error {
 			MaxWait:   m.Config.CoalesceMaxWait,
 			QueueSize: m.Config.CoalesceQueue,
 			InFlight:  m.Config.CoalesceInFlight,
+			Calls:     m.Config.CoalesceCalls,
+			MaxSales:  m.Config.CoalesceMaxSales,
 			OnBatch:   metrics.ObserveReserveBatch,
 			OnQueued:  metrics.ObserveReserveQueued,
+			OnCall:    metrics.ObserveReserveTrip,
 		}
 	}
 	eng, err := engine.New(ecfg)

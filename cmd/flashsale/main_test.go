@@ -278,6 +278,9 @@ func TestParseFlagsRejectsBadInput(t *testing.T) {
 		{"serve", "-sweep-interval", "1ns"},
 		{"serve", "-admin-token", "short"},
 		{"serve", "extra-arg"},
+		{"serve", "-coalesce-inflight", "4", "-coalesce-calls", "3"},
+		{"serve", "-coalesce-max-sales", "0"},
+		{"serve", "-coalesce-calls", "-1"},
 		{"store-token"},
 	}
 	for _, args := range cases {
