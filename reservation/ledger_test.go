@@ -24,7 +24,7 @@ var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 type fixture struct {
 	t      *testing.T
 	ctx    context.Context
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	ledger *reservation.Ledger
 	eng    *engine.Engine
 	clock  *testenv.Clock
@@ -1083,10 +1083,7 @@ func TestReserveBatchesOfSeveralSales(t *testing.T) {
 // its hold.
 func TestConcurrentReserveManySales(t *testing.T) {
 	var most atomic.Int64 // the most sales one round trip carried
-	onCall := func(n int) {
-		for m := most.Load(); int64(n) > m && !most.CompareAndSwap(m, int64(n)); m = most.Load() {
-		}
-	}
+	onCall := keepMost(&most)
 	for _, coalesce := range []bool{true, false} {
 		name := map[bool]string{true: "coalesced", false: "direct"}[coalesce]
 		t.Run(name, func(t *testing.T) {
@@ -1104,7 +1101,18 @@ func TestConcurrentReserveManySales(t *testing.T) {
 	}
 }
 
-func testConcurrentReserveManySales(t *testing.T, f *fixture) {
+// keepMost returns a CoalesceConfig.OnCall that keeps in most the most
+// sales any round trip carried.
+func keepMost(most *atomic.Int64) func(int) {
+	return func(n int) {
+		for m := most.Load(); int64(n) > m && !most.CompareAndSwap(m, int64(n)); m = most.Load() {
+		}
+	}
+}
+
+// testConcurrentReserveManySales runs 360 shoppers of 12 sales at once and
+// returns the sales.
+func testConcurrentReserveManySales(t *testing.T, f *fixture) []engine.Sale {
 	stores := lineStores(testenv.ID("ms-"), 2)
 	var sales []engine.Sale
 	for i := range 12 {
@@ -1162,4 +1170,5 @@ func testConcurrentReserveManySales(t *testing.T, f *fixture) {
 			t.Fatalf("sale %s: %d events for %d holds", sale.ID, n, want)
 		}
 	}
+	return sales
 }
