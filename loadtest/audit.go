@@ -24,7 +24,11 @@ type Audit struct {
 	Remaining int  `json:"remaining"`
 	Held      int  `json:"held"`
 	Confirmed int  `json:"confirmed"`
-	Stores    int  `json:"stores"`
+	// Stores is how many stores' counts were checked; Sales, when the
+	// audit sums several sales', how many (their stores are counted once
+	// per sale).
+	Stores int `json:"stores"`
+	Sales  int `json:"sales,omitempty"`
 	// Holds is how many distinct holds the attack was answered; Exact
 	// whether they had to equal held + confirmed.
 	Holds    int      `json:"holds"`
@@ -75,6 +79,31 @@ func audit(st stock, s seen) Audit {
 	return a
 }
 
+// combine sums the audits of several sales into one: OK when every one
+// is, their problems named by sale (a single sale's audit is returned as
+// it is).
+func combine(sales []SaleAudit) Audit {
+	if len(sales) == 1 {
+		return sales[0].Audit
+	}
+	a := Audit{Exact: true, Sales: len(sales)}
+	for _, s := range sales {
+		x := s.Audit
+		a.Initial += x.Initial
+		a.Remaining += x.Remaining
+		a.Held += x.Held
+		a.Confirmed += x.Confirmed
+		a.Stores += x.Stores
+		a.Holds += x.Holds
+		a.Exact = a.Exact && x.Exact
+		for _, p := range x.Problems {
+			a.Problems = append(a.Problems, "sale "+s.SaleID+": "+p)
+		}
+	}
+	a.OK = len(a.Problems) == 0
+	return a
+}
+
 // String formats the audit for people.
 func (a Audit) String() string {
 	var b strings.Builder
@@ -83,14 +112,22 @@ func (a Audit) String() string {
 		if a.Exact {
 			rel = "="
 		}
-		fmt.Fprintf(&b, "audit:       ok, nothing oversold: initial %d = remaining %d + held %d + confirmed %d over %d stores; %d holds answered %s %d held + confirmed\n",
-			a.Initial, a.Remaining, a.Held, a.Confirmed, a.Stores, a.Holds, rel, a.Held+a.Confirmed)
+		fmt.Fprintf(&b, "audit:       ok, nothing oversold%s: initial %d = remaining %d + held %d + confirmed %d over %d stores; %d holds answered %s %d held + confirmed\n",
+			a.over(), a.Initial, a.Remaining, a.Held, a.Confirmed, a.Stores, a.Holds, rel, a.Held+a.Confirmed)
 		return b.String()
 	}
-	fmt.Fprintf(&b, "audit:       FAILED: initial %d, remaining %d, held %d, confirmed %d over %d stores; %d holds answered\n",
-		a.Initial, a.Remaining, a.Held, a.Confirmed, a.Stores, a.Holds)
+	fmt.Fprintf(&b, "audit:       FAILED%s: initial %d, remaining %d, held %d, confirmed %d over %d stores; %d holds answered\n",
+		a.over(), a.Initial, a.Remaining, a.Held, a.Confirmed, a.Stores, a.Holds)
 	for _, p := range a.Problems {
 		fmt.Fprintf(&b, "  - %s\n", p)
 	}
 	return b.String()
+}
+
+// over names the sales an audit of several sums.
+func (a Audit) over() string {
+	if a.Sales > 1 {
+		return fmt.Sprintf(" (%d sales summed, each checked on its own)", a.Sales)
+	}
+	return ""
 }

@@ -71,10 +71,12 @@ type sale struct {
 	units   int
 }
 
-// createSale creates the run's stores and a sale over them that starts
-// after cfg.StartIn and neither ends nor lets a hold expire during an
-// attack of length d.
-func (c *client) createSale(ctx context.Context, cfg *Config, run string, units int, d time.Duration) (sale, error) {
+// createSales creates the run's stores and cfg.Sales sales over them, of
+// the given units each, that start after cfg.StartIn and neither end nor
+// let a hold expire during an attack of length d. One sale is named
+// lt-<run>, several lt-<run>-s1, lt-<run>-s2, …; the stores are
+// lt-<run>-1, lt-<run>-2, ….
+func (c *client) createSales(ctx context.Context, cfg *Config, run string, units int, d time.Duration) ([]sale, error) {
 	type storeBody struct {
 		ID   string  `json:"id"`
 		Name string  `json:"name"`
@@ -82,37 +84,45 @@ func (c *client) createSale(ctx context.Context, cfg *Config, run string, units 
 		Lon  float64 `json:"lon"`
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 1))
-	s := sale{id: "lt-" + run, created: true, units: units}
 	stores := make([]storeBody, cfg.Stores)
+	points := make([]Point, cfg.Stores)
 	alloc := make(map[string]int, cfg.Stores)
 	for i := range stores {
 		p := randomPoint(rng, cfg.Center, cfg.RadiusKm)
-		id := s.id + "-" + strconv.Itoa(i+1)
+		id := "lt-" + run + "-" + strconv.Itoa(i+1)
 		stores[i] = storeBody{ID: id, Name: "Load test " + run + " store " + strconv.Itoa(i+1), Lat: p.Lat, Lon: p.Lon}
 		alloc[id] = units / cfg.Stores
 		if i < units%cfg.Stores {
 			alloc[id]++
 		}
-		s.stores = append(s.stores, p)
+		points[i] = p
 	}
 	if err := c.call(ctx, http.MethodPost, "/v1/stores", stores, &struct{}{}, http.StatusOK); err != nil {
-		return sale{}, fmt.Errorf("create stores: %w", err)
+		return nil, fmt.Errorf("create stores: %w", err)
 	}
 	start := time.Now().Add(cfg.StartIn).UTC()
 	// Long enough that no hold expires and the sale does not end before
 	// the audit, even when answers are slow.
 	margin := d + cfg.StartIn + 10*time.Minute
 	ttl := min(int(margin/time.Second)+1, 7*24*3600)
-	body := map[string]any{
-		"id": s.id, "sku": s.id, "name": "Load test " + run,
-		"starts_at": start, "ends_at": start.Add(margin),
-		"per_user_limit": cfg.PerUserLimit, "hold_ttl_seconds": ttl, "max_distance_km": cfg.MaxDistanceKm,
-		"allocations": alloc,
+	sales := make([]sale, cfg.Sales)
+	for i := range sales {
+		s := sale{id: "lt-" + run, created: true, units: units, stores: points}
+		if cfg.Sales > 1 {
+			s.id += "-s" + strconv.Itoa(i+1)
+		}
+		body := map[string]any{
+			"id": s.id, "sku": s.id, "name": "Load test " + s.id[len("lt-"):],
+			"starts_at": start, "ends_at": start.Add(margin),
+			"per_user_limit": cfg.PerUserLimit, "hold_ttl_seconds": ttl, "max_distance_km": cfg.MaxDistanceKm,
+			"allocations": alloc,
+		}
+		if err := c.call(ctx, http.MethodPost, "/v1/sales", body, &struct{}{}, http.StatusCreated); err != nil {
+			return nil, fmt.Errorf("create sale %s: %w", s.id, err)
+		}
+		sales[i] = s
 	}
-	if err := c.call(ctx, http.MethodPost, "/v1/sales", body, &struct{}{}, http.StatusCreated); err != nil {
-		return sale{}, fmt.Errorf("create sale: %w", err)
-	}
-	return s, nil
+	return sales, nil
 }
 
 // existingSale reads a sale's stores and stock.

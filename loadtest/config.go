@@ -7,6 +7,8 @@ import (
 	"math"
 	"net/url"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -32,20 +34,26 @@ type Config struct {
 	// AdminToken is the operator bearer token: it creates the stores and
 	// the sale and reads the stock for the audit. Required.
 	AdminToken string
-	// SaleID names an existing sale to attack. Empty (the default): Run
-	// creates stores and a sale of its own, with ids unique to the run.
+	// SaleID names an existing sale to attack, or several, comma-separated.
+	// Empty (the default): Run creates stores and Sales sales of its own,
+	// with ids unique to the run.
 	SaleID string
+	// Sales is how many sales Run creates over the run's stores (default
+	// 1). Each new shopper picks one of them at random, as when several
+	// products launch at once; each sale is audited on its own.
+	Sales int
 
 	// Stores is how many stores a created sale has (default 20), placed at
 	// random within RadiusKm (default 10) of Center (default Berlin).
 	Stores   int
 	Center   Point
 	RadiusKm float64
-	// Quantity is the units of a created sale, spread evenly over its
+	// Quantity is the units of each created sale, spread evenly over its
 	// stores. 0 (the default) picks one: at a fixed rate a tenth of the
-	// requests, so that the sale sells out early and the rest of the attack
-	// meets the sold-out path; in a ramp as many as the requests, so that
-	// sold_out answers never make a step look cheaper than it is.
+	// requests the sale can expect (its share of them), so that it sells
+	// out early and the rest of the attack meets the sold-out path; in a
+	// ramp as many as those requests, so that sold_out answers never make a
+	// step look cheaper than it is.
 	Quantity int
 	// PerUserLimit is the per-user limit of a created sale (default 1).
 	PerUserLimit int
@@ -124,6 +132,7 @@ const minThroughputShare = 0.9
 func DefaultConfig() Config {
 	return Config{
 		Target:          "http://127.0.0.1:8080",
+		Sales:           1,
 		Stores:          20,
 		Center:          Berlin,
 		RadiusKm:        10,
@@ -159,8 +168,19 @@ func (c *Config) Validate() error {
 	if c.AdminToken == "" {
 		bad("the admin token is required: it creates the sale and reads its stock for the audit")
 	}
-	if c.SaleID != "" && !idPattern.MatchString(c.SaleID) {
-		bad("sale id %q must be 1-64 letters, digits, '_' or '-'", c.SaleID)
+	ids := c.saleIDs()
+	for _, id := range ids {
+		if !idPattern.MatchString(id) {
+			bad("sale id %q must be 1-64 letters, digits, '_' or '-'", id)
+		}
+	}
+	if len(slices.Compact(slices.Sorted(slices.Values(ids)))) != len(ids) {
+		bad("sale ids %q name a sale twice", c.SaleID)
+	}
+	if c.Sales < 1 || c.Sales > 1000 {
+		bad("sales must be 1-1000, not %d", c.Sales)
+	} else if c.SaleID != "" && c.Sales != 1 {
+		bad("sales (%d) is how many sales to create; to attack several existing ones, list them in the sale id, comma-separated", c.Sales)
 	}
 	if c.Stores < 1 || c.Stores > 10000 {
 		bad("stores must be 1-10000, not %d", c.Stores)
@@ -237,7 +257,16 @@ func planned(steps []step) (requests int, d time.Duration) {
 	return requests, d
 }
 
-// quantity returns the units of a created sale for a plan of n requests.
+// saleIDs returns the existing sales SaleID names.
+func (c *Config) saleIDs() []string {
+	if c.SaleID == "" {
+		return nil
+	}
+	return strings.Split(c.SaleID, ",")
+}
+
+// quantity returns the units of a created sale that can expect n of the
+// attack's requests.
 func (c *Config) quantity(n int) int {
 	switch {
 	case c.Quantity > 0:

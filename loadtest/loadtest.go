@@ -13,9 +13,9 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
-// Run sets the sale up (creating stores and a sale, or reading the one
-// named by cfg.SaleID), attacks it as cfg says, audits its stock and
-// returns the report.
+// Run sets the sales up (creating stores and cfg.Sales sales, or reading
+// those cfg.SaleID names), attacks them as cfg says, audits the stock of
+// each and returns the report.
 //
 // It returns an error, with the report so far, when cfg is invalid, the
 // set-up fails, the results or targets cannot be written or the stock
@@ -42,20 +42,30 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	requests, d := planned(steps)
 	run := strconv.FormatUint(rand.Uint64(), 36)
 
-	var s sale
+	var sales []sale
 	var err error
-	if cfg.SaleID != "" {
-		s, err = c.existingSale(ctx, cfg.SaleID)
-	} else {
-		s, err = c.createSale(ctx, &cfg, run, cfg.quantity(requests), d)
-	}
-	if err != nil {
+	if ids := cfg.saleIDs(); len(ids) > 0 {
+		for _, id := range ids {
+			s, err := c.existingSale(ctx, id)
+			if err != nil {
+				return Report{Target: c.base}, err
+			}
+			sales = append(sales, s)
+		}
+	} else if sales, err = c.createSales(ctx, &cfg, run, cfg.quantity(requests/cfg.Sales), d); err != nil {
 		return Report{Target: c.base}, err
 	}
-	rep := Report{Target: c.base, SaleID: s.id, SaleCreated: s.created, Units: s.units}
+	rep := Report{Target: c.base, SaleCreated: sales[0].created}
+	ids, targets, stores := make([]string, len(sales)), make([]saleTarget, len(sales)), 0
+	for i, s := range sales {
+		ids[i], targets[i] = s.id, saleTarget{url: c.base + "/v1/sales/" + s.id + "/reservations", stores: s.stores}
+		rep.Units += s.units
+		stores = max(stores, len(s.stores))
+	}
+	rep.SaleID = strings.Join(ids, ",")
 	fmt.Fprintf(progress, "set up: sale %s, %d stores, %d units; %d requests planned over %s (seed %d)\n",
-		s.id, len(s.stores), s.units, requests, d, cfg.Seed)
-	g := newTargeter(c.base+"/v1/sales/"+s.id+"/reservations", s.stores, cfg.ShopperRadiusKm, cfg.RetryShare, "lt-"+run+"-", cfg.Seed)
+		rep.SaleID, stores, rep.Units, requests, d, cfg.Seed)
+	g := newTargeter(targets, cfg.ShopperRadiusKm, cfg.RetryShare, "lt-"+run+"-", cfg.Seed)
 
 	if cfg.Targets != nil {
 		enc := vegeta.NewJSONTargetEncoder(cfg.Targets)
@@ -86,14 +96,21 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	// add up all the same.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Timeout)
 	defer cancel()
-	st, err := c.stock(actx, s.id)
-	if err != nil {
-		return rep, fmt.Errorf("audit: %w", err)
+	for _, s := range sales {
+		st, err := c.stock(actx, s.id)
+		if err != nil {
+			return rep, fmt.Errorf("audit of sale %s: %w", s.id, err)
+		}
+		a := audit(st, seen{holds: col.holdsOf[s.id], mismatches: col.mismatchesOf[s.id], exact: s.created && col.unanswered == 0})
+		rep.Sales = append(rep.Sales, SaleAudit{SaleID: s.id, Units: s.units, Audit: a})
 	}
-	rep.Audit = audit(st, seen{holds: len(col.holds), mismatches: col.mismatches, exact: s.created && col.unanswered == 0})
+	rep.Audit = combine(rep.Sales)
+	if len(sales) == 1 {
+		rep.Sales = nil // the audit says it all
+	}
 	switch {
 	case !rep.Audit.OK:
-		return rep, fmt.Errorf("%w: %d problems with sale %s", ErrAuditFailed, len(rep.Audit.Problems), s.id)
+		return rep, fmt.Errorf("%w: %d problems with sale %s", ErrAuditFailed, len(rep.Audit.Problems), rep.SaleID)
 	case ctx.Err() != nil:
 		return rep, fmt.Errorf("attack interrupted: %w", ctx.Err())
 	}
@@ -159,17 +176,20 @@ func attack(ctx context.Context, cfg *Config, httpc *http.Client, g *targeter, s
 
 // collector follows the answers of a whole attack.
 type collector struct {
-	all        *tally
-	soldOutAt  time.Time         // when the first sold_out answer came
-	holds      map[string]bool   // distinct holds answered
-	holdOf     map[string]string // shopper → first hold answered
-	createdFor map[string]bool   // shoppers answered 201
-	mismatches int               // answers contradicting an earlier one of the shopper
-	unanswered int               // transport errors, timeouts and 5xx: a hold may exist unseen
+	all          *tally
+	soldOutAt    time.Time         // when the first sold_out answer came
+	holds        map[string]bool   // distinct holds answered
+	holdsOf      map[string]int    // sale → distinct holds answered
+	holdOf       map[string]string // shopper → first hold answered
+	createdFor   map[string]bool   // shoppers answered 201
+	mismatches   int               // answers contradicting an earlier one of the shopper
+	mismatchesOf map[string]int    // sale → mismatches
+	unanswered   int               // transport errors, timeouts and 5xx: a hold may exist unseen
 }
 
 func newCollector() *collector {
-	return &collector{all: newTally(), holds: map[string]bool{}, holdOf: map[string]string{}, createdFor: map[string]bool{}}
+	return &collector{all: newTally(), holds: map[string]bool{}, holdsOf: map[string]int{}, holdOf: map[string]string{},
+		createdFor: map[string]bool{}, mismatchesOf: map[string]int{}}
 }
 
 // add records r in the collector and in step. Each shopper sends one key,
@@ -181,13 +201,17 @@ func (c *collector) add(r *vegeta.Result, step *tally) {
 	step.add(r, a.outcome)
 	switch {
 	case a.holdID != "":
-		c.holds[a.holdID] = true
+		if !c.holds[a.holdID] {
+			c.holds[a.holdID] = true
+			c.holdsOf[a.saleID]++
+		}
 		first, seen := c.holdOf[a.userID]
 		if !seen {
 			c.holdOf[a.userID] = a.holdID
 		}
 		if seen && first != a.holdID || a.outcome == Created && c.createdFor[a.userID] {
 			c.mismatches++
+			c.mismatchesOf[a.saleID]++
 		}
 		if a.outcome == Created {
 			c.createdFor[a.userID] = true

@@ -30,8 +30,8 @@ var correct = map[string]bool{
 
 // answer is what one result says.
 type answer struct {
-	outcome        string
-	holdID, userID string // of a 201 or 200
+	outcome                string
+	holdID, userID, saleID string // of a 201 or 200
 }
 
 // readAnswer classifies a result: created or replayed with the hold's ids,
@@ -48,11 +48,12 @@ func readAnswer(r *vegeta.Result) answer {
 		var h struct {
 			HoldID string `json:"hold_id"`
 			UserID string `json:"user_id"`
+			SaleID string `json:"sale_id"`
 		}
 		if json.Unmarshal(r.Body, &h) != nil || h.HoldID == "" {
 			return answer{outcome: "http_" + strconv.Itoa(int(r.Code))}
 		}
-		a := answer{outcome: Created, holdID: h.HoldID, userID: h.UserID}
+		a := answer{outcome: Created, holdID: h.HoldID, userID: h.UserID, saleID: h.SaleID}
 		if r.Code == 200 {
 			a.outcome = Replayed
 		}
@@ -158,11 +159,13 @@ func (r *Ramp) judge(st step, t *tally) Step {
 // Report is what a load test found. Durations are in nanoseconds in JSON,
 // as in vegeta's JSON report.
 type Report struct {
-	Target      string `json:"target"`
+	Target string `json:"target"`
+	// SaleID is the sale attacked, or the sales, comma-separated (as
+	// Config.SaleID takes them).
 	SaleID      string `json:"sale_id"`
 	SaleCreated bool   `json:"sale_created"`
-	// Units is the sale's global stock when the attack began (its initial
-	// stock for a created sale).
+	// Units is the sales' global stock when the attack began (their
+	// initial stock for created sales).
 	Units int `json:"units"`
 	// TargetsWritten is how many targets were written instead of sent.
 	TargetsWritten int `json:"targets_written,omitempty"`
@@ -191,7 +194,18 @@ type Report struct {
 	Steps              []Step `json:"steps,omitempty"`
 	MaxSustainableRate int    `json:"max_sustainable_rate,omitempty"`
 
-	Audit Audit `json:"audit"`
+	// Audit is the audit of the sale, or of every sale together: their
+	// counts summed, every sale's problems named by its id; Sales gives
+	// each sale's own when there are several.
+	Audit Audit       `json:"audit"`
+	Sales []SaleAudit `json:"sales,omitempty"`
+}
+
+// SaleAudit is one sale's audit in an attack on several.
+type SaleAudit struct {
+	SaleID string `json:"sale_id"`
+	Units  int    `json:"units"`
+	Audit  Audit  `json:"audit"`
 }
 
 // outcomeRank orders the outcomes of the report: holds, business refusals,
@@ -217,7 +231,11 @@ func (r Report) String() string {
 	if r.SaleCreated {
 		origin = "created"
 	}
-	fmt.Fprintf(&b, "target:      %s\nsale:        %s (%s, %d units)\n", r.Target, r.SaleID, origin, r.Units)
+	if len(r.Sales) > 1 {
+		fmt.Fprintf(&b, "target:      %s\nsales:       %d (%s, %d units in all): %s\n", r.Target, len(r.Sales), origin, r.Units, r.SaleID)
+	} else {
+		fmt.Fprintf(&b, "target:      %s\nsale:        %s (%s, %d units)\n", r.Target, r.SaleID, origin, r.Units)
+	}
 	if r.TargetsWritten > 0 {
 		fmt.Fprintf(&b, "targets:     %d written, none sent\n", r.TargetsWritten)
 		return b.String()
@@ -247,6 +265,16 @@ func (r Report) String() string {
 				s.Rate, s.Requests, 100*s.OKShare, ms(s.P99), s.Throughput, verdict)
 		}
 		fmt.Fprintf(&b, "max sustainable rate: %d/s\n", r.MaxSustainableRate)
+	}
+	if len(r.Sales) > 1 {
+		b.WriteString("by sale:\n")
+		for _, s := range r.Sales {
+			verdict := "audit ok"
+			if !s.Audit.OK {
+				verdict = fmt.Sprintf("audit FAILED (%d problems)", len(s.Audit.Problems))
+			}
+			fmt.Fprintf(&b, "  %-24s %6d units  %6d remaining  %6d holds answered  %s\n", s.SaleID, s.Units, s.Audit.Remaining, s.Audit.Holds, verdict)
+		}
 	}
 	b.WriteString(r.Audit.String())
 	return b.String()

@@ -18,8 +18,8 @@ func TestReadAnswer(t *testing.T) {
 		r    vegeta.Result
 		want answer
 	}{
-		{"created", vegeta.Result{Code: 201, Body: []byte(hold)}, answer{Created, "s.abc", "u1"}},
-		{"replayed", vegeta.Result{Code: 200, Body: []byte(hold)}, answer{Replayed, "s.abc", "u1"}},
+		{"created", vegeta.Result{Code: 201, Body: []byte(hold)}, answer{Created, "s.abc", "u1", "s"}},
+		{"replayed", vegeta.Result{Code: 200, Body: []byte(hold)}, answer{Replayed, "s.abc", "u1", "s"}},
 		{"sold out", vegeta.Result{Code: 409, Error: "409 Conflict", Body: []byte(`{"error":{"code":"sold_out","message":"sold out"}}`)}, answer{outcome: "sold_out"}},
 		{"no store stock", vegeta.Result{Code: 409, Body: []byte(`{"error":{"code":"no_store_stock","message":"…"}}`)}, answer{outcome: "no_store_stock"}},
 		{"limit reached", vegeta.Result{Code: 409, Body: []byte(`{"error":{"code":"limit_reached","message":"…"}}`)}, answer{outcome: "limit_reached"}},

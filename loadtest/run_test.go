@@ -231,3 +231,65 @@ func TestRunRamp(t *testing.T) {
 		t.Fatalf("%d progress lines for %d steps:\n%s", n, len(rep.Steps), progress.String())
 	}
 }
+
+// TestRunSeveralSales creates three sales over the same stores and sells
+// them all out: each is audited on its own, every unit held once, the
+// shoppers spread over all three. Attacking them again as existing sales
+// (comma-separated) meets only sold_out.
+func TestRunSeveralSales(t *testing.T) {
+	base := serveAPI(t)
+	cfg := config(base)
+	cfg.Sales, cfg.Quantity = 3, 60
+	rep, err := loadtest.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, rep)
+	}
+	ids := strings.Split(rep.SaleID, ",")
+	if len(ids) != 3 || len(rep.Sales) != 3 || rep.Units != 180 || rep.Holds != 180 || rep.Outcomes[loadtest.Created] != 180 {
+		t.Fatalf("want 3 sales of 60 units sold, each unit once:\n%s", rep)
+	}
+	for i, s := range rep.Sales {
+		a := s.Audit
+		if s.SaleID != ids[i] || s.Units != 60 || !a.OK || !a.Exact || a.Held != 60 || a.Remaining != 0 || a.Holds != 60 {
+			t.Fatalf("sale %d: %+v\n%s", i, s, rep)
+		}
+	}
+	a := rep.Audit
+	if !a.OK || a.Sales != 3 || a.Initial != 180 || a.Held != 180 || a.Holds != 180 || rep.RetryMismatches != 0 {
+		t.Fatalf("combined audit %+v\n%s", a, rep)
+	}
+	if out := rep.String(); !strings.Contains(out, "sales:       3 (created, 180 units in all)") || strings.Count(out, "audit ok") != 3 {
+		t.Fatalf("report:\n%s", out)
+	}
+
+	again := config(base)
+	again.SaleID, again.Rate, again.Duration = rep.SaleID, 100, 300*time.Millisecond
+	rep2, err := loadtest.Run(context.Background(), again)
+	if err != nil {
+		t.Fatalf("Run on the existing sales: %v\n%s", err, rep2)
+	}
+	if rep2.SaleCreated || len(rep2.Sales) != 3 || rep2.Outcomes["sold_out"] != int(rep2.Requests) || !rep2.Audit.OK {
+		t.Fatalf("existing sold-out sales:\n%s", rep2)
+	}
+}
+
+// TestConfigRefusesBadSales checks the sales settings: a count out of
+// range, a count with existing sales, a bad or repeated id.
+func TestConfigRefusesBadSales(t *testing.T) {
+	for name, mut := range map[string]func(*loadtest.Config){
+		"no sales":       func(c *loadtest.Config) { c.Sales = 0 },
+		"too many":       func(c *loadtest.Config) { c.Sales = 1001 },
+		"count and ids":  func(c *loadtest.Config) { c.Sales, c.SaleID = 2, "a,b" },
+		"bad id in list": func(c *loadtest.Config) { c.SaleID = "a,b c" },
+		"empty id":       func(c *loadtest.Config) { c.SaleID = "a,,b" },
+		"repeated id":    func(c *loadtest.Config) { c.SaleID = "a,b,a" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := config("http://127.0.0.1:1")
+			mut(&cfg)
+			if err := cfg.Validate(); err == nil {
+				t.Fatalf("%+v accepted", cfg)
+			}
+		})
+	}
+}

@@ -34,17 +34,24 @@ const recentShoppers = 1000
 // shopper is one first-time request, kept so that it can be retried
 // exactly.
 type shopper struct {
+	url  string
 	key  string
 	body []byte
 }
 
-// targeter makes the attack's reservation requests: each a new shopper at
-// a random point around a random store, or, with probability retryShare, an
-// exact repeat of one of the latest shoppers' requests. It is safe for
-// concurrent use, as vegeta requires.
+// saleTarget is a sale under attack: its reservations URL and the stores
+// its shoppers stand around.
+type saleTarget struct {
+	url    string
+	stores []Point
+}
+
+// targeter makes the attack's reservation requests: each a new shopper of
+// a random sale at a random point around a random store of it, or, with
+// probability retryShare, an exact repeat of one of the latest shoppers'
+// requests. It is safe for concurrent use, as vegeta requires.
 type targeter struct {
-	url        string
-	stores     []Point
+	sales      []saleTarget
 	radiusKm   float64
 	retryShare float64
 	prefix     string // of user ids and keys, unique to the run
@@ -56,8 +63,8 @@ type targeter struct {
 	retries int
 }
 
-func newTargeter(url string, stores []Point, radiusKm, retryShare float64, prefix string, seed uint64) *targeter {
-	return &targeter{url: url, stores: stores, radiusKm: radiusKm, retryShare: retryShare, prefix: prefix,
+func newTargeter(sales []saleTarget, radiusKm, retryShare float64, prefix string, seed uint64) *targeter {
+	return &targeter{sales: sales, radiusKm: radiusKm, retryShare: retryShare, prefix: prefix,
 		rng: rand.New(rand.NewPCG(seed, 2))}
 }
 
@@ -72,7 +79,7 @@ func (g *targeter) target(t *vegeta.Target) error {
 	} else {
 		s = g.next()
 	}
-	*t = vegeta.Target{Method: http.MethodPost, URL: g.url, Body: s.body,
+	*t = vegeta.Target{Method: http.MethodPost, URL: s.url, Body: s.body,
 		Header: http.Header{"Content-Type": {"application/json"}, "Idempotency-Key": {s.key}}}
 	return nil
 }
@@ -81,13 +88,17 @@ func (g *targeter) target(t *vegeta.Target) error {
 func (g *targeter) next() shopper {
 	g.n++
 	id := strconv.Itoa(g.n)
-	p := randomPoint(g.rng, g.stores[g.rng.IntN(len(g.stores))], g.radiusKm)
+	sale := g.sales[0]
+	if len(g.sales) > 1 {
+		sale = g.sales[g.rng.IntN(len(g.sales))]
+	}
+	p := randomPoint(g.rng, sale.stores[g.rng.IntN(len(sale.stores))], g.radiusKm)
 	body, _ := json.Marshal(struct {
 		UserID string  `json:"user_id"`
 		Lat    float64 `json:"lat"`
 		Lon    float64 `json:"lon"`
 	}{g.prefix + "u" + id, p.Lat, p.Lon}) // cannot fail
-	s := shopper{key: g.prefix + "k" + id, body: body}
+	s := shopper{url: sale.url, key: g.prefix + "k" + id, body: body}
 	if len(g.recent) < recentShoppers {
 		g.recent = append(g.recent, s)
 	} else {

@@ -51,7 +51,7 @@ func TestTargeter(t *testing.T) {
 	for _, share := range []float64{0, 0.1, 0.5} {
 		t.Run(fmt.Sprint("retry share ", share), func(t *testing.T) {
 			t.Parallel()
-			g := newTargeter("http://x/v1/sales/s/reservations", stores, radius, share, "lt-run-", 42)
+			g := newTargeter([]saleTarget{{url: "http://x/v1/sales/s/reservations", stores: stores}}, radius, share, "lt-run-", 42)
 			var mu sync.Mutex
 			var targets []vegeta.Target
 			var wg sync.WaitGroup

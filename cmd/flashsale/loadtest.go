@@ -60,7 +60,8 @@ func (m *Main) parseLoadtest(args []string) error {
 	}
 	fs.StringVar(&c.Target, "target", c.Target, e("target", "base URL of the deployment"))
 	fs.StringVar(&c.AdminToken, "admin-token", "", e("admin-token", "operator bearer token of the deployment (required)"))
-	fs.StringVar(&c.SaleID, "sale", "", e("sale", "attack this existing sale instead of creating stores and a sale"))
+	fs.StringVar(&c.SaleID, "sale", "", e("sale", "attack this existing sale (or these, comma-separated) instead of creating stores and sales"))
+	fs.IntVar(&c.Sales, "sales", c.Sales, e("sales", "how many sales to create over the stores; each shopper picks one at random"))
 	fs.IntVar(&c.Stores, "stores", c.Stores, e("stores", "stores of the created sale"))
 	fs.IntVar(&c.Quantity, "quantity", 0, e("quantity", "units of the created sale (0: a tenth of the requests at a fixed rate, as many as the requests in a ramp)"))
 	fs.IntVar(&c.PerUserLimit, "per-user-limit", c.PerUserLimit, e("per-user-limit", "per-user limit of the created sale"))
@@ -151,8 +152,11 @@ func (m *Main) runLoadtest(ctx context.Context) error {
 	switch {
 	case a.targetsOut != "":
 		fmt.Fprintf(m.Stdout, "\nAttack with the vegeta CLI, then audit the sale across Redis and PostgreSQL:\n"+
-			"  vegeta attack -lazy -format=json -targets=%s -rate=%d -duration=%s | tee results.bin | vegeta report\n"+
-			"  flashsale audit -sale %s -wait 30s\n", a.targetsOut, cfg.Rate, cfg.Duration, rep.SaleID)
+			"  vegeta attack -lazy -format=json -targets=%s -rate=%d -duration=%s | tee results.bin | vegeta report\n",
+			a.targetsOut, cfg.Rate, cfg.Duration)
+		for id := range strings.SplitSeq(rep.SaleID, ",") {
+			fmt.Fprintf(m.Stdout, "  flashsale audit -sale %s -wait 30s\n", id)
+		}
 	case path != "" && rep.Requests > 0:
 		fmt.Fprintf(m.Stdout, "results:     %s (vegeta report %[1]s; vegeta plot %[1]s > plot.html)\n", path)
 	}

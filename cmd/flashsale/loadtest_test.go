@@ -15,8 +15,8 @@ import (
 )
 
 // TestLoadtestEndToEnd runs `flashsale all` and attacks it with `flashsale
-// loadtest`, as an SRE would: the sale sells out, the audit passes, the
-// results file is vegeta's.
+// loadtest`, as an SRE would, with two sales at once: both sell out, the
+// audits pass, the results file is vegeta's.
 func TestLoadtestEndToEnd(t *testing.T) {
 	token := "loadtest-admin-token-0123456789"
 	ns := testenv.ID("lt-")
@@ -26,7 +26,7 @@ func TestLoadtestEndToEnd(t *testing.T) {
 	var out bytes.Buffer
 	m := NewMain()
 	m.Stdout, m.Stderr = &out, &out
-	err := m.ParseFlags([]string{"loadtest", "-target", base, "-admin-token", token, "-stores", "5", "-quantity", "60",
+	err := m.ParseFlags([]string{"loadtest", "-target", base, "-admin-token", token, "-stores", "5", "-sales", "2", "-quantity", "30",
 		"-rate", "150", "-duration", "1s", "-results", results})
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +35,7 @@ func TestLoadtestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("loadtest: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"audit:       ok, nothing oversold", "created                60", "sold out:    after", "0 retry mismatches", "results:     " + results} {
+	for _, want := range []string{"audit:       ok, nothing oversold (2 sales summed", "created                60", "by sale:", "sold out:    after", "0 retry mismatches", "results:     " + results} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("report lacks %q:\n%s", want, out.String())
 		}
@@ -66,6 +66,8 @@ func TestLoadtestRejectsBadFlags(t *testing.T) {
 		{[]string{"-ramp-max", "900"}, "need -ramp-start"},
 		{[]string{"-ramp-start", "100", "-targets-out", "t.json"}, "does not take a ramp"},
 		{[]string{"-sale", "no/such"}, "sale id"},
+		{[]string{"-sale", "a,b", "-sales", "2"}, "comma-separated"},
+		{[]string{"-sales", "0"}, "sales must be"},
 		{[]string{"-nope"}, "not defined"},
 		{[]string{"extra"}, "unexpected arguments"},
 	}
