@@ -167,10 +167,7 @@ func (l memoryLedger) Reserve(_ context.Context, saleID string, now time.Time, r
 // ReserveBatches answers each batch as Reserve does (the embedded Redis
 // ledger's own would ask Redis).
 func (l memoryLedger) ReserveBatches(ctx context.Context, now time.Time, batches []engine.SaleBatch) {
-	for i := range batches {
-		b := &batches[i]
-		b.Outs, b.Err = l.Reserve(ctx, b.SaleID, now, b.Reqs)
-	}
+	engine.ReserveEach(ctx, l, now, batches)
 }
 
 // httpMemory serves the real API over an engine (coalescing on, as

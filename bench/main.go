@@ -190,13 +190,9 @@ func (f *fixture) scenarios(o options) []scenario {
 }
 
 func run(ctx context.Context, o options, w io.Writer) error {
-	concurrent := o.coalesce.Calls // as engine.CoalesceConfig fills it in
-	if concurrent <= 0 {
-		concurrent = 2 * o.coalesce.InFlight
-	}
+	cc := o.coalesce.WithDefaults()
 	fmt.Fprintf(w, "flashsale bench: %d callers, %s per measurement after %s of warm-up, %d rounds (medians; peak range min-max), GOMAXPROCS=%d, coalescing max batch %d, max wait %s, in flight %d per sale, %d round trips, %d sales per trip\n\n",
-		o.workers, o.duration, warmup, o.rounds, runtime.GOMAXPROCS(0), o.coalesce.MaxBatch, o.coalesce.MaxWait, o.coalesce.InFlight,
-		max(concurrent, o.coalesce.InFlight), o.coalesce.MaxSales)
+		o.workers, o.duration, warmup, o.rounds, runtime.GOMAXPROCS(0), cc.MaxBatch, cc.MaxWait, cc.InFlight, cc.Calls, cc.MaxSales)
 	f, err := newFixture(ctx, o)
 	if err != nil {
 		return err

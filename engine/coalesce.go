@@ -54,7 +54,9 @@ type CoalesceConfig struct {
 	OnCall func(sales int)
 }
 
-func (c *CoalesceConfig) defaults() {
+// WithDefaults returns c with every unset field at its default, as the
+// engine runs it.
+func (c CoalesceConfig) WithDefaults() CoalesceConfig {
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 256
 	}
@@ -74,6 +76,7 @@ func (c *CoalesceConfig) defaults() {
 	if c.CallTimeout <= 0 {
 		c.CallTimeout = 5 * time.Second
 	}
+	return c
 }
 
 // coalescer queues reservations per sale and runs them in batches. Sales
@@ -81,10 +84,13 @@ func (c *CoalesceConfig) defaults() {
 // order they became so; up to Calls dispatchers take sales from its head,
 // a batch of each, and send them in one round trip.
 type coalescer struct {
-	cfg    CoalesceConfig
-	ledger Ledger
-	many   BatchReserver // nil when the ledger takes one sale per call
-	clock  Clock
+	cfg   CoalesceConfig
+	clock Clock
+	// reserveBatches runs a round's batches: the ledger's ReserveBatches,
+	// or ReserveEach for a ledger without one (whose rounds then carry one
+	// sale each).
+	reserveBatches func(ctx context.Context, now time.Time, batches []SaleBatch)
+	maxSales       int // sales per round
 
 	mu      sync.Mutex // guards queues, ready, running and every saleQueue
 	queues  map[string]*saleQueue
@@ -118,9 +124,17 @@ type queued struct {
 }
 
 func newCoalescer(cfg CoalesceConfig, ledger Ledger, clock Clock) *coalescer {
-	cfg.defaults()
-	c := &coalescer{cfg: cfg, ledger: ledger, clock: clock, queues: map[string]*saleQueue{}}
-	c.many, _ = ledger.(BatchReserver)
+	cfg = cfg.WithDefaults()
+	c := &coalescer{cfg: cfg, clock: clock, queues: map[string]*saleQueue{}, maxSales: cfg.MaxSales}
+	if many, ok := ledger.(BatchReserver); ok {
+		c.reserveBatches = many.ReserveBatches
+	} else {
+		c.reserveBatches = func(ctx context.Context, now time.Time, batches []SaleBatch) { ReserveEach(ctx, ledger, now, batches) }
+		c.maxSales = 1
+	}
+	if cfg.MaxWait > 0 {
+		c.maxSales = 1 // a batch that waits for company travels alone
+	}
 	return c
 }
 
@@ -186,20 +200,19 @@ func (c *coalescer) markReady(q *saleQueue) bool {
 // round is what one dispatcher sends in one round trip: a batch of each
 // of up to MaxSales sales.
 type round struct {
-	queues  []*saleQueue
-	items   [][]*queued
+	queues []*saleQueue
+	items  [][]*queued // taken from each of queues
+	// What is sent: a batch per sale whose callers still wait, the
+	// reservations it answers, every batch's requests back to back.
 	batches []SaleBatch
-	reqs    []LedgerReserve // every batch's requests, back to back
+	sent    [][]*queued
+	reqs    []LedgerReserve
 }
 
 // takeRound takes sales from the head of c.ready, and the waiting
 // reservations of each, up to MaxBatch. c.mu is held.
 func (c *coalescer) takeRound(r *round) {
-	most := c.cfg.MaxSales
-	if c.many == nil || c.cfg.MaxWait > 0 {
-		most = 1
-	}
-	n := min(len(c.ready), most)
+	n := min(len(c.ready), c.maxSales)
 	r.queues = append(r.queues[:0], c.ready[:n]...)
 	clear(c.ready[:n])
 	c.ready = c.ready[n:]
@@ -254,9 +267,15 @@ func live(batch []*queued) []*queued {
 }
 
 // waitForCompany lets the one sale of r, while busy, gather reservations
-// up to MaxBatch or until MaxWait has passed.
+// up to MaxBatch or until MaxWait has passed, and then records whether it
+// is busy (its batch has more than one).
 func (c *coalescer) waitForCompany(r *round) {
 	q := r.queues[0]
+	defer func() {
+		c.mu.Lock()
+		q.busy = len(r.items[0]) > 1
+		c.mu.Unlock()
+	}()
 	c.mu.Lock()
 	wait := q.busy && len(r.items[0]) < c.cfg.MaxBatch
 	c.mu.Unlock()
@@ -301,21 +320,15 @@ func (c *coalescer) dispatch() {
 		c.mu.Unlock()
 		if c.cfg.MaxWait > 0 {
 			c.waitForCompany(&r)
-			c.mu.Lock()
-			q := r.queues[0]
-			q.busy = len(r.items[0]) > 1
-			c.mu.Unlock()
 		}
 		c.send(&r)
 		c.mu.Lock()
 		for i, q := range r.queues {
 			q.inflight--
 			// A sale at its InFlight limit that gathered reservations
-			// meanwhile lines up again; this dispatcher is running, so
-			// none needs starting.
-			if !q.ready && len(q.pending) > 0 {
-				q.ready = true
-				c.ready = append(c.ready, q)
+			// meanwhile lines up again.
+			if c.markReady(q) {
+				go c.dispatch()
 			}
 			clear(r.items[i])
 		}
@@ -325,51 +338,39 @@ func (c *coalescer) dispatch() {
 
 // send makes r's ledger call and answers every reservation in it.
 func (c *coalescer) send(r *round) {
-	r.batches = r.batches[:0]
-	sent := time.Now()
+	r.batches, r.sent = r.batches[:0], r.sent[:0]
 	total := 0
-	for i := range r.items {
-		r.items[i] = live(r.items[i])
-		total += len(r.items[i])
-	}
-	r.reqs = slices.Grow(r.reqs[:0], total)
 	for i, q := range r.queues {
-		if len(r.items[i]) == 0 {
-			continue
+		if items := live(r.items[i]); len(items) > 0 {
+			r.batches = append(r.batches, SaleBatch{SaleID: q.id})
+			r.sent = append(r.sent, items)
+			total += len(items)
 		}
-		from := len(r.reqs)
-		for _, it := range r.items[i] {
-			r.reqs = append(r.reqs, it.req)
-			if c.cfg.OnQueued != nil {
-				c.cfg.OnQueued(sent.Sub(it.at))
-			}
-		}
-		r.batches = append(r.batches, SaleBatch{SaleID: q.id, Reqs: r.reqs[from:len(r.reqs):len(r.reqs)]})
 	}
-	if len(r.batches) == 0 {
+	if total == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CallTimeout)
 	start := time.Now()
-	now := c.clock.Now()
-	if c.many != nil {
-		c.many.ReserveBatches(ctx, now, r.batches)
-	} else {
-		b := &r.batches[0]
-		b.Outs, b.Err = c.ledger.Reserve(ctx, b.SaleID, now, b.Reqs)
+	r.reqs = slices.Grow(r.reqs[:0], total)
+	for k, items := range r.sent {
+		from := len(r.reqs)
+		for _, it := range items {
+			r.reqs = append(r.reqs, it.req)
+			if c.cfg.OnQueued != nil {
+				c.cfg.OnQueued(start.Sub(it.at))
+			}
+		}
+		r.batches[k].Reqs = r.reqs[from:len(r.reqs):len(r.reqs)]
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CallTimeout)
+	c.reserveBatches(ctx, c.clock.Now(), r.batches)
 	cancel()
 	d := time.Since(start)
 	if c.cfg.OnCall != nil {
 		c.cfg.OnCall(len(r.batches))
 	}
-	k := 0
-	for _, items := range r.items {
-		if len(items) == 0 {
-			continue
-		}
+	for k, items := range r.sent {
 		b := &r.batches[k]
-		k++
 		err := b.Err
 		if err == nil && len(b.Outs) != len(b.Reqs) {
 			err = fmt.Errorf("%w: ledger answered %d outcomes for %d requests", ErrUnavailable, len(b.Outs), len(b.Reqs))
@@ -386,6 +387,7 @@ func (c *coalescer) send(r *round) {
 		}
 	}
 	clear(r.batches)
+	clear(r.sent)
 	clear(r.reqs) // let the requests' strings go
 }
 

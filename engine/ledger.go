@@ -54,6 +54,15 @@ type BatchReserver interface {
 	ReserveBatches(ctx context.Context, now time.Time, batches []SaleBatch)
 }
 
+// ReserveEach runs batches with one Reserve call of l each, one after the
+// other: ReserveBatches for a ledger that has no cheaper way.
+func ReserveEach(ctx context.Context, l Ledger, now time.Time, batches []SaleBatch) {
+	for i := range batches {
+		b := &batches[i]
+		b.Outs, b.Err = l.Reserve(ctx, b.SaleID, now, b.Reqs)
+	}
+}
+
 // Actor says who asks for a confirm or cancel. An empty field is not
 // checked; a set field must match the hold or the ledger returns
 // ErrForbidden.
