@@ -207,7 +207,7 @@ func TestRedisAOFRestart(t *testing.T) {
 		t.Fatal("this test starts its own redis-server with AOF on: install Redis (scripts/ensure-services.sh redis)")
 	}
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--dir", dir,
 			"--appendonly", "yes", "--appendfsync", "always", "--save", "")
@@ -266,7 +266,7 @@ func TestProcessKilledDuringBurst(t *testing.T) {
 	}
 	broker := testenv.Kafka(t, localkafka.Options{}) // outlives the process, as a real Kafka would
 	dbURL := testenv.Postgres(t)
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	ns := testenv.ID("kill-")
 	testenv.CleanupNamespace(t, testenv.Redis(t), ns)
@@ -353,16 +353,6 @@ func kafkaOffsets(addr, group string) string {
 		}
 	}
 	return s
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func waitPort(t *testing.T, port int) {

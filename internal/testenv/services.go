@@ -106,3 +106,15 @@ func KafkaBehindProxy(t testing.TB, p *Proxy, dataDir string) *localkafka.Broker
 		return advertised{ln, p.ln.Addr()}, nil
 	}})
 }
+
+// FreePort returns a loopback TCP port that was free a moment ago, for a
+// server a test starts.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
