@@ -33,23 +33,28 @@ type fixture struct {
 // bothModes runs a test against a fixture whose engine coalesces
 // reservations (the production default) and one that sends each alone.
 func bothModes(t *testing.T, test func(t *testing.T, f *fixture)) {
+	bothModesWith(t, engine.CoalesceConfig{}, test)
+}
+
+// bothModesWith is bothModes with cc as the coalescing mode's settings.
+func bothModesWith(t *testing.T, cc engine.CoalesceConfig, test func(t *testing.T, f *fixture)) {
 	for _, coalesce := range []bool{true, false} {
 		name := "direct"
 		if coalesce {
 			name = "coalesced"
 		}
-		t.Run(name, func(t *testing.T) { test(t, newFixtureMode(t, coalesce)) })
+		t.Run(name, func(t *testing.T) {
+			test(t, newFixtureWith(t, func(cfg *engine.Config) {
+				if coalesce {
+					cfg.Coalesce = &cc
+				}
+			}))
+		})
 	}
 }
 
-func newFixture(t *testing.T) *fixture { return newFixtureMode(t, true) }
-
-func newFixtureMode(t *testing.T, coalesce bool) *fixture {
-	return newFixtureWith(t, func(cfg *engine.Config) {
-		if coalesce {
-			cfg.Coalesce = &engine.CoalesceConfig{}
-		}
-	})
+func newFixture(t *testing.T) *fixture {
+	return newFixtureWith(t, func(cfg *engine.Config) { cfg.Coalesce = &engine.CoalesceConfig{} })
 }
 
 // newFixtureWith is a fixture whose engine configuration mut adjusts.
@@ -1083,17 +1088,9 @@ func TestReserveBatchesOfSeveralSales(t *testing.T) {
 // its hold.
 func TestConcurrentReserveManySales(t *testing.T) {
 	var most atomic.Int64 // the most sales one round trip carried
-	onCall := keepMost(&most)
-	for _, coalesce := range []bool{true, false} {
-		name := map[bool]string{true: "coalesced", false: "direct"}[coalesce]
-		t.Run(name, func(t *testing.T) {
-			testConcurrentReserveManySales(t, newFixtureWith(t, func(cfg *engine.Config) {
-				if coalesce {
-					cfg.Coalesce = &engine.CoalesceConfig{OnCall: onCall}
-				}
-			}))
-		})
-	}
+	bothModesWith(t, engine.CoalesceConfig{OnCall: keepMost(&most)}, func(t *testing.T, f *fixture) {
+		testConcurrentReserveManySales(t, f)
+	})
 	// 360 shoppers of 12 sales at once, 4 round trips at a time: sales
 	// travel together.
 	if most.Load() < 2 {
