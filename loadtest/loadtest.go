@@ -87,7 +87,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if !col.soldOutAt.IsZero() {
 		rep.SoldOutAfter = col.soldOutAt.Sub(m.Earliest)
 	}
-	rep.Holds, rep.RetryMismatches = len(col.holds), col.mismatches
+	rep.Holds, rep.RetryMismatches = len(col.holds), col.mismatches()
 	if err != nil {
 		return rep, err
 	}
@@ -96,17 +96,18 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	// add up all the same.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Timeout)
 	defer cancel()
-	for _, s := range sales {
+	audits := make([]SaleAudit, len(sales))
+	for i, s := range sales {
 		st, err := c.stock(actx, s.id)
 		if err != nil {
 			return rep, fmt.Errorf("audit of sale %s: %w", s.id, err)
 		}
 		a := audit(st, seen{holds: col.holdsOf[s.id], mismatches: col.mismatchesOf[s.id], exact: s.created && col.unanswered == 0})
-		rep.Sales = append(rep.Sales, SaleAudit{SaleID: s.id, Units: s.units, Audit: a})
+		audits[i] = SaleAudit{SaleID: s.id, Units: s.units, Audit: a}
 	}
-	rep.Audit = combine(rep.Sales)
-	if len(sales) == 1 {
-		rep.Sales = nil // the audit says it all
+	rep.Audit = combine(audits)
+	if len(audits) > 1 { // one sale's audit says it all
+		rep.Sales = audits
 	}
 	switch {
 	case !rep.Audit.OK:
@@ -182,14 +183,23 @@ type collector struct {
 	holdsOf      map[string]int    // sale → distinct holds answered
 	holdOf       map[string]string // shopper → first hold answered
 	createdFor   map[string]bool   // shoppers answered 201
-	mismatches   int               // answers contradicting an earlier one of the shopper
-	mismatchesOf map[string]int    // sale → mismatches
+	mismatchesOf map[string]int    // sale → answers contradicting an earlier one of the shopper
 	unanswered   int               // transport errors, timeouts and 5xx: a hold may exist unseen
 }
 
 func newCollector() *collector {
 	return &collector{all: newTally(), holds: map[string]bool{}, holdsOf: map[string]int{}, holdOf: map[string]string{},
 		createdFor: map[string]bool{}, mismatchesOf: map[string]int{}}
+}
+
+// mismatches returns the answers that contradicted an earlier one of the
+// same shopper, over every sale.
+func (c *collector) mismatches() int {
+	n := 0
+	for _, m := range c.mismatchesOf {
+		n += m
+	}
+	return n
 }
 
 // add records r in the collector and in step. Each shopper sends one key,
@@ -210,7 +220,6 @@ func (c *collector) add(r *vegeta.Result, step *tally) {
 			c.holdOf[a.userID] = a.holdID
 		}
 		if seen && first != a.holdID || a.outcome == Created && c.createdFor[a.userID] {
-			c.mismatches++
 			c.mismatchesOf[a.saleID]++
 		}
 		if a.outcome == Created {

@@ -128,8 +128,8 @@ func TestCollectorFindsRetryMismatches(t *testing.T) {
 			for _, r := range tc.results {
 				c.add(r, newTally())
 			}
-			if len(c.holds) != tc.holds || c.mismatches != tc.mismatches {
-				t.Fatalf("holds %d, mismatches %d; want %d, %d", len(c.holds), c.mismatches, tc.holds, tc.mismatches)
+			if len(c.holds) != tc.holds || c.mismatches() != tc.mismatches {
+				t.Fatalf("holds %d, mismatches %d; want %d, %d", len(c.holds), c.mismatches(), tc.holds, tc.mismatches)
 			}
 		})
 	}
