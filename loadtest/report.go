@@ -231,8 +231,8 @@ func (r Report) String() string {
 	if r.SaleCreated {
 		origin = "created"
 	}
-	if len(r.Sales) > 1 {
-		fmt.Fprintf(&b, "target:      %s\nsales:       %d (%s, %d units in all): %s\n", r.Target, len(r.Sales), origin, r.Units, r.SaleID)
+	if n := strings.Count(r.SaleID, ",") + 1; n > 1 {
+		fmt.Fprintf(&b, "target:      %s\nsales:       %d (%s, %d units in all): %s\n", r.Target, n, origin, r.Units, r.SaleID)
 	} else {
 		fmt.Fprintf(&b, "target:      %s\nsale:        %s (%s, %d units)\n", r.Target, r.SaleID, origin, r.Units)
 	}

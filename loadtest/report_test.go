@@ -198,3 +198,21 @@ func TestSteps(t *testing.T) {
 		})
 	}
 }
+
+// TestReportNamesSeveralSales checks the report's head for an attack on
+// several sales, also when it only wrote targets (no audit, so no
+// per-sale lines to count them by).
+func TestReportNamesSeveralSales(t *testing.T) {
+	t.Parallel()
+	for _, r := range []Report{
+		{Target: "http://x", SaleID: "a,b", SaleCreated: true, Units: 12, TargetsWritten: 10},
+		{Target: "http://x", SaleID: "a,b", SaleCreated: true, Units: 12, Sales: []SaleAudit{{SaleID: "a"}, {SaleID: "b"}}},
+	} {
+		if out := r.String(); !strings.Contains(out, "sales:       2 (created, 12 units in all): a,b\n") {
+			t.Fatalf("report head:\n%s", out)
+		}
+	}
+	if out := (Report{Target: "http://x", SaleID: "a", Units: 5, TargetsWritten: 1}).String(); !strings.Contains(out, "sale:        a (existing, 5 units)\n") {
+		t.Fatalf("one sale's head:\n%s", out)
+	}
+}

@@ -151,7 +151,7 @@ func (m *Main) runLoadtest(ctx context.Context) error {
 	fmt.Fprint(m.Stdout, rep)
 	switch {
 	case a.targetsOut != "":
-		fmt.Fprintf(m.Stdout, "\nAttack with the vegeta CLI, then audit the sale across Redis and PostgreSQL:\n"+
+		fmt.Fprintf(m.Stdout, "\nAttack with the vegeta CLI, then audit each sale across Redis and PostgreSQL:\n"+
 			"  vegeta attack -lazy -format=json -targets=%s -rate=%d -duration=%s | tee results.bin | vegeta report\n",
 			a.targetsOut, cfg.Rate, cfg.Duration)
 		for id := range strings.SplitSeq(rep.SaleID, ",") {
