@@ -123,6 +123,10 @@ type queued struct {
 	done chan LedgerOutcome // buffered: the dispatcher never blocks
 }
 
+// queuedPool keeps answered reservations' records and channels for the
+// next ones: a sale's burst would otherwise make two objects per request.
+var queuedPool = sync.Pool{New: func() any { return &queued{done: make(chan LedgerOutcome, 1)} }}
+
 func newCoalescer(cfg CoalesceConfig, ledger Ledger, clock Clock) *coalescer {
 	cfg = cfg.WithDefaults()
 	c := &coalescer{cfg: cfg, clock: clock, queues: map[string]*saleQueue{}, maxSales: cfg.MaxSales}
@@ -143,7 +147,8 @@ func (c *coalescer) reserve(ctx context.Context, saleID string, r LedgerReserve)
 	if err := ctx.Err(); err != nil {
 		return LedgerOutcome{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	item := &queued{at: time.Now(), ctx: ctx, req: r, done: make(chan LedgerOutcome, 1)}
+	item := queuedPool.Get().(*queued)
+	item.at, item.ctx, item.req = time.Now(), ctx, r
 	c.mu.Lock()
 	q := c.queues[saleID]
 	if q == nil {
@@ -173,8 +178,12 @@ func (c *coalescer) reserve(ctx context.Context, saleID string, r LedgerReserve)
 	}
 	select {
 	case out := <-item.done:
+		// The dispatcher is done with item once it has answered.
+		*item = queued{done: item.done}
+		queuedPool.Put(item)
 		return out, out.Err
 	case <-ctx.Done():
+		// item stays out of the pool: its answer may still come.
 		// A batch that was already sent may still create the hold; the
 		// shopper's retry with the same Idempotency-Key gets it back.
 		return LedgerOutcome{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())

@@ -60,7 +60,9 @@ var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadd
 func RandomID() string {
 	var b [10]byte
 	_, _ = rand.Read(b[:])
-	return idEncoding.EncodeToString(b[:])
+	var out [16]byte
+	idEncoding.Encode(out[:], b[:])
+	return string(out[:])
 }
 
 // Engine runs the use-cases of flashsale over a Ledger. It is safe for

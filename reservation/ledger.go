@@ -34,6 +34,14 @@ var (
 type script struct {
 	name string
 	*redis.Script
+	// The source and its SHA1, as the reserve command hands them to
+	// go-redis: by pointer.
+	src, sha string
+}
+
+func newScript(name, src string) script {
+	s := redis.NewScript(src)
+	return script{name: name, Script: s, src: src, sha: s.Hash()}
 }
 
 // ScriptObserver is told the duration and error of every script call.
@@ -67,11 +75,11 @@ func New(rdb redis.UniversalClient, opts ...Option) *Ledger {
 	l := &Ledger{
 		rdb:        rdb,
 		ns:         "flashsale",
-		createSale: script{"create_sale", redis.NewScript(createSaleLua)},
-		reserve:    script{"reserve", redis.NewScript(reserveLua)},
-		confirm:    script{"confirm", redis.NewScript(libLua + confirmLua)},
-		cancel:     script{"cancel", redis.NewScript(libLua + cancelLua)},
-		expire:     script{"expire", redis.NewScript(libLua + expireLua)},
+		createSale: newScript("create_sale", createSaleLua),
+		reserve:    newScript("reserve", reserveLua),
+		confirm:    newScript("confirm", libLua+confirmLua),
+		cancel:     newScript("cancel", libLua+cancelLua),
+		expire:     newScript("expire", libLua+expireLua),
 	}
 	for _, o := range opts {
 		o(l)
@@ -117,10 +125,18 @@ func (l *Ledger) Ping(ctx context.Context) error {
 	return nil
 }
 
+// keySuffixes name the six keys of a sale, "{s:<sale>}:<suffix>", in the
+// order every script takes them.
+var keySuffixes = [6]string{"meta", "stock", "buyers", "holds", "expiry", "outbox"}
+
 // keys returns the six keys of a sale in the order every script expects.
 func keys(saleID string) []string {
 	p := "{s:" + saleID + "}:"
-	return []string{p + "meta", p + "stock", p + "buyers", p + "holds", p + "expiry", p + "outbox"}
+	k := make([]string, len(keySuffixes))
+	for i, sfx := range keySuffixes {
+		k[i] = p + sfx
+	}
+	return k
 }
 
 // SaleKeys returns every key of a sale: meta, stock, buyers, holds, expiry
@@ -273,9 +289,19 @@ func boolArg(b bool) string {
 
 // Reserve runs a batch of reservations of one sale in one script call.
 func (l *Ledger) Reserve(ctx context.Context, saleID string, now time.Time, reqs []engine.LedgerReserve) ([]engine.LedgerOutcome, error) {
-	v, err := l.run(ctx, l.reserve, keys(saleID), reserveArgs(now, reqs)...)
+	start := time.Now()
+	cmd := l.reserveCmd(ctx, saleID, now, reqs)
+	_ = l.rdb.Process(ctx, cmd)
+	if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		cmd = resend(ctx, cmd, &l.reserve)
+		_ = l.rdb.Process(ctx, cmd)
+	}
+	v, err := cmd.Result()
+	if l.observe != nil {
+		l.observe(l.reserve.name, time.Since(start), err)
+	}
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	return reserveOutcomes(saleID, now, reqs, v)
 }
@@ -293,26 +319,25 @@ func (l *Ledger) ReserveBatches(ctx context.Context, now time.Time, batches []en
 		return
 	}
 	start := time.Now()
-	args := make([][]any, len(batches))
 	cmds := make([]*redis.Cmd, len(batches))
 	pipe := l.rdb.Pipeline()
 	for i, b := range batches {
-		args[i] = reserveArgs(now, b.Reqs)
-		cmds[i] = l.reserve.EvalSha(ctx, pipe, keys(b.SaleID), args[i]...)
+		cmds[i] = l.reserveCmd(ctx, b.SaleID, now, b.Reqs)
+		_ = pipe.Process(ctx, cmds[i])
 	}
 	_, _ = pipe.Exec(ctx) // every command carries its own error
-	var again []int
+	var again redis.Pipeliner
 	for i, cmd := range cmds {
 		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			again = append(again, i)
+			if again == nil {
+				again = l.rdb.Pipeline()
+			}
+			cmds[i] = resend(ctx, cmd, &l.reserve)
+			_ = again.Process(ctx, cmds[i])
 		}
 	}
-	if len(again) > 0 {
-		pipe := l.rdb.Pipeline()
-		for _, i := range again {
-			cmds[i] = l.reserve.Eval(ctx, pipe, keys(batches[i].SaleID), args[i]...)
-		}
-		_, _ = pipe.Exec(ctx)
+	if again != nil {
+		_, _ = again.Exec(ctx)
 	}
 	d := time.Since(start)
 	for i, cmd := range cmds {
@@ -329,19 +354,51 @@ func (l *Ledger) ReserveBatches(ctx context.Context, now time.Time, batches []en
 	}
 }
 
-// reserveArgs are reserve.lua's arguments for a batch of reservations.
-func reserveArgs(now time.Time, reqs []engine.LedgerReserve) []any {
-	args := make([]any, 0, 4+7*len(reqs))
-	args = append(args, now.UnixMilli(), len(reqs))
-	// Every request's idempotency entry, nearest distance and other
-	// candidates, and then the batch's hold ids, are written into one
-	// buffer, made into one string, and handed to go-redis as slices of it.
-	size := 0
+// reserveCmd is the EVALSHA of reserve.lua for a batch of reservations of
+// one sale. Its arguments are strings of one arena, handed to go-redis by
+// pointer: a string put in an interface is copied to the heap, a pointer is
+// not, and a batch has seven arguments per reservation.
+func (l *Ledger) reserveCmd(ctx context.Context, saleID string, now time.Time, reqs []engine.LedgerReserve) *redis.Cmd {
+	strs := reserveArgs(saleID, now, reqs)
+	args := make([]any, 3+len(strs))
+	args[0], args[1], args[2] = "evalsha", &l.reserve.sha, "6"
+	for i := range strs {
+		args[3+i] = &strs[i]
+	}
+	cmd := redis.NewCmd(ctx, args...)
+	cmd.SetFirstKeyPos(3)
+	return cmd
+}
+
+// resend is cmd, which Redis answered NOSCRIPT, as an EVAL of s: the same
+// keys and arguments, with the script's source.
+func resend(ctx context.Context, cmd *redis.Cmd, s *script) *redis.Cmd {
+	args := cmd.Args()
+	args[0], args[1] = "eval", &s.src
+	again := redis.NewCmd(ctx, args...)
+	again.SetFirstKeyPos(3)
+	return again
+}
+
+// reserveArgs are the sale's six keys and then reserve.lua's arguments for
+// a batch of reservations, as strings. The keys, every request's
+// idempotency entry, nearest distance and other candidates, and the
+// batch's hold ids are written into one buffer and made into one string,
+// of which they are slices.
+func reserveArgs(saleID string, now time.Time, reqs []engine.LedgerReserve) []string {
+	size := 6 * (len(saleID) + 12)
 	for _, r := range reqs {
 		size += 25 + 2*len(r.UserID) + len(r.Key) + len(r.HoldID) + 16*len(r.Candidates)
 	}
 	buf := make([]byte, 0, size)
-	ends := make([]int, 0, 3*len(reqs))
+	ends := make([]int, 0, 6+3*len(reqs))
+	for _, k := range keySuffixes {
+		buf = append(buf, "{s:"...)
+		buf = append(buf, saleID...)
+		buf = append(buf, "}:"...)
+		buf = append(buf, k...)
+		ends = append(ends, len(buf))
+	}
 	for _, r := range reqs {
 		buf = append(buf, "r:"...)
 		buf = strconv.AppendInt(buf, int64(len(r.UserID)), 10)
@@ -371,17 +428,24 @@ func reserveArgs(now time.Time, reqs []engine.LedgerReserve) []any {
 		}
 		buf = append(buf, r.HoldID...)
 	}
-	all, from := string(buf), 0
+	all := string(buf)
+	strs := make([]string, 0, 6+4+7*len(reqs))
+	from := 0
+	for _, e := range ends[:6] {
+		strs = append(strs, all[from:e])
+		from = e
+	}
+	strs = append(strs, strconv.FormatInt(now.UnixMilli(), 10), strconv.Itoa(len(reqs)))
 	for i, r := range reqs {
-		e := ends[3*i : 3*i+3]
+		e := ends[6+3*i : 6+3*i+3]
 		nearest := ""
 		if len(r.Candidates) > 0 {
 			nearest = r.Candidates[0].StoreID
 		}
-		args = append(args, r.HoldID, r.UserID, all[from:e[0]], r.Quantity, nearest, all[e[0]:e[1]], all[e[1]:e[2]])
+		strs = append(strs, r.HoldID, r.UserID, all[from:e[0]], strconv.Itoa(r.Quantity), nearest, all[e[0]:e[1]], all[e[1]:e[2]])
 		from = e[2]
 	}
-	return append(args, all[idsFrom:], boolArg(shopperRepeats(reqs)))
+	return append(strs, all[idsFrom:], boolArg(shopperRepeats(reqs)))
 }
 
 // reserveOutcomes reads reserve.lua's answer v to a batch of reservations.
