@@ -23,8 +23,8 @@ test: services ## run the whole test suite against real Redis and PostgreSQL
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 .PHONY: bench
-bench: services ## side-by-side harness: raw Redis vs engine vs PostgreSQL vs HTTP, with ratios and latency
-	$(GO) run ./bench
+bench: services ## side-by-side harness: raw Redis vs engine vs PostgreSQL vs HTTP, with ratios and latency (BENCH_FLAGS, e.g. -redis-cpus 1)
+	$(GO) run ./bench $(BENCH_FLAGS)
 
 .PHONY: script-cost
 script-cost: ## instructions Redis spends in reserve.lua per hold, by batch size (callgrind: exact, load-independent)

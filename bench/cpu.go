@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -35,12 +34,8 @@ func readCPU(ctx context.Context, rdb *redis.Client) cpuTimes {
 // answer.
 func redisCPU(info string) time.Duration {
 	var sum float64
-	for line := range strings.SplitSeq(info, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok || (k != "used_cpu_sys" && k != "used_cpu_user") {
-			continue
-		}
-		if f, err := strconv.ParseFloat(v, 64); err == nil {
+	for _, k := range []string{"used_cpu_sys", "used_cpu_user"} {
+		if f, err := strconv.ParseFloat(infoField(info, k), 64); err == nil {
 			sum += f
 		}
 	}

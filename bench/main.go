@@ -24,15 +24,18 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sys/unix"
 
 	"github.com/flashsale/flashsale/engine"
 	"github.com/flashsale/flashsale/geo"
@@ -46,6 +49,9 @@ type options struct {
 	only                  string
 	cpuProfile            string
 	coalesce              engine.CoalesceConfig
+	// redisCPUs, when set, are the CPUs Redis is pinned to for the run;
+	// this process gets the others.
+	redisCPUs *unix.CPUSet
 }
 
 func main() {
@@ -62,7 +68,16 @@ func main() {
 	flag.IntVar(&o.coalesce.InFlight, "coalesce-inflight", 2, "coalescer: script calls of one sale at once")
 	flag.IntVar(&o.coalesce.Calls, "coalesce-calls", 0, "coalescer: round trips to Redis at once, over every sale (0: twice -coalesce-inflight)")
 	flag.IntVar(&o.coalesce.MaxSales, "coalesce-max-sales", 64, "coalescer: most sales' script calls in one round trip")
+	redisCPUs := flag.String("redis-cpus", "", "pin the Redis server (on this machine) to these CPUs, e.g. 1 or 2-3, and this process to the others, for the run: Redis on cores of its own, as in production")
 	flag.Parse()
+	if *redisCPUs != "" {
+		set, err := parseCPUs(*redisCPUs)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(2)
+		}
+		o.redisCPUs = &set
+	}
 	if o.workers < 1 || o.rounds < 1 || o.duration < 100*time.Millisecond {
 		fmt.Fprintln(os.Stderr, "bench: -workers and -rounds must be positive and -duration at least 100ms")
 		os.Exit(2)
@@ -198,6 +213,28 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		return err
 	}
 	defer f.close()
+	if o.redisCPUs != nil {
+		p, restore, err := pin(ctx, f.rdb, o.redisURL, *o.redisCPUs)
+		if err != nil {
+			return err
+		}
+		defer restore()
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(sig)
+		finished := make(chan struct{})
+		defer close(finished)
+		go func() { // an interrupted run leaves Redis as it found it
+			select {
+			case <-sig:
+				restore()
+				os.Exit(130)
+			case <-finished:
+			}
+		}()
+		fmt.Fprintf(w, "Redis pinned to CPU %s and this process to CPU %s (GOMAXPROCS=%d) for the run: neither competes with the other; PostgreSQL is not pinned\n\n",
+			cpuList(p.redis), cpuList(p.self), runtime.GOMAXPROCS(0))
+	}
 
 	want := func(s string) bool {
 		only := "," + o.only + ","

@@ -15,44 +15,46 @@ import (
 	"github.com/flashsale/flashsale/reservation"
 )
 
-// RedisCluster starts a Redis Cluster of n masters (no replicas) on free
-// loopback ports, each its own redis-server that keeps nothing on disk,
-// splits the 16384 slots between them, and returns a cluster client of
-// it once every node agrees the cluster is up. Everything stops when the
-// test ends. Without redis-server the test fails with how to install it.
-func RedisCluster(t testing.TB, n int) *redis.ClusterClient {
+// RedisServer starts a redis-server of the test's own on a free loopback
+// port, keeping nothing on disk, with extra arguments (such as
+// "--cluster-enabled", "yes"), and returns a client of it once it answers.
+// It stops when the test ends. Without redis-server the test fails with
+// how to install it.
+func RedisServer(t testing.TB, extra ...string) *redis.Client {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Fatal("this test starts a Redis Cluster of its own: install Redis (scripts/ensure-services.sh redis)")
+		t.Fatal("this test starts a Redis server of its own: install Redis (scripts/ensure-services.sh redis)")
 	}
+	dir := t.TempDir()
+	port := FreePort(t)
+	args := append([]string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no"}, extra...)
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+	t.Cleanup(func() { c.Close() })
+	Eventually(t, 10*time.Second, func() error { return c.Ping(context.Background()).Err() })
+	return c
+}
+
+// RedisCluster starts a Redis Cluster of n masters (no replicas), each a
+// RedisServer, splits the 16384 slots between them, and returns a cluster
+// client of it once every node agrees the cluster is up.
+func RedisCluster(t testing.TB, n int) *redis.ClusterClient {
+	t.Helper()
 	dir := t.TempDir()
 	addrs := make([]string, n)
 	nodes := make([]*redis.Client, n)
 	for i := range n {
-		port := FreePort(t)
-		addrs[i] = fmt.Sprintf("127.0.0.1:%d", port)
-		cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--dir", dir,
-			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", port)),
-			"--save", "", "--appendonly", "no")
-		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		nodes[i] = redis.NewClient(&redis.Options{Addr: addrs[i]})
-		t.Cleanup(func() { nodes[i].Close() })
+		nodes[i] = RedisServer(t, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", i)))
+		addrs[i] = nodes[i].Options().Addr
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	Eventually(t, 10*time.Second, func() error {
-		for _, c := range nodes {
-			if err := c.Ping(ctx).Err(); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 	const slots = 16384
 	for i, c := range nodes {
 		from, to := i*slots/n, (i+1)*slots/n-1

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/flashsale/flashsale/internal/testenv"
+)
+
+func TestParseCPUs(t *testing.T) {
+	for in, want := range map[string]string{"1": "1", "2-3": "2,3", "0,2-3": "0,2,3", " 1 , 3 ": "1,3"} {
+		set, err := parseCPUs(in)
+		if err != nil || cpuList(set) != want {
+			t.Errorf("parseCPUs(%q) = %s, %v; want %s", in, cpuList(set), err, want)
+		}
+	}
+	for _, in := range []string{"", "a", "3-1", "-1", "1-", "1,,2", "4096"} {
+		if _, err := parseCPUs(in); err == nil {
+			t.Errorf("parseCPUs(%q) took it", in)
+		}
+	}
+}
+
+// threadCPUs is the CPU list of every thread of process pid, and how many
+// threads have it.
+func threadCPUs(t *testing.T, pid int) map[string]int {
+	t.Helper()
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	out := map[string]int{}
+	for _, task := range tasks {
+		b, err := os.ReadFile(task + "/status")
+		if err != nil {
+			continue // the thread ended
+		}
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+				out[strings.TrimSpace(v)]++
+			}
+		}
+	}
+	return out
+}
+
+// TestPinSeparatesRedisAndPutsBack pins a Redis server of the test's own
+// to the last CPU this process may use and the process to the others, and
+// checks every thread of both, then that everything is as it was.
+func TestPinSeparatesRedisAndPutsBack(t *testing.T) {
+	var mine unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &mine); err != nil {
+		t.Fatal(err)
+	}
+	if mine.Count() < 2 {
+		t.Skipf("this process may use %d CPU; pinning needs two", mine.Count())
+	}
+	rdb := testenv.RedisServer(t)
+	ctx := context.Background()
+	url := "redis://" + rdb.Options().Addr
+	pid, err := localRedisPID(ctx, rdb, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := -1
+	for c := range 1024 {
+		if mine.IsSet(c) {
+			last = c
+		}
+	}
+	var redisSet, rest unix.CPUSet
+	redisSet.Set(last)
+	for c := range last {
+		if mine.IsSet(c) {
+			rest.Set(c)
+		}
+	}
+	redisBefore, selfBefore, procs := threadCPUs(t, pid), threadCPUs(t, os.Getpid()), runtime.GOMAXPROCS(0)
+
+	p, restore, err := pin(ctx, rdb, url, redisSet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := threadCPUs(t, pid); len(got) != 1 || got[cpuList(redisSet)] == 0 {
+		t.Errorf("Redis's threads run on %v, want all on %s", got, cpuList(redisSet))
+	}
+	for list, n := range threadCPUs(t, os.Getpid()) {
+		set, err := parseCPUs(list) // /proc writes ranges: compare sets
+		if err != nil || set != rest {
+			t.Errorf("%d of this process's threads run on %s, want %s", n, list, cpuList(rest))
+		}
+	}
+	if p.self != rest || runtime.GOMAXPROCS(0) != rest.Count() {
+		t.Errorf("pinning says self %s, GOMAXPROCS %d; want %s, %d", cpuList(p.self), runtime.GOMAXPROCS(0), cpuList(rest), rest.Count())
+	}
+	// Redis still answers, and does work, on its CPU.
+	if err := rdb.Set(ctx, "pinned", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	restore()
+	if got := threadCPUs(t, pid); fmt.Sprint(got) != fmt.Sprint(redisBefore) {
+		t.Errorf("after restore Redis's threads run on %v, want %v", got, redisBefore)
+	}
+	for list := range threadCPUs(t, os.Getpid()) {
+		if selfBefore[list] == 0 {
+			t.Errorf("after restore a thread of this process runs on %s; before: %v", list, selfBefore)
+		}
+	}
+	if runtime.GOMAXPROCS(0) != procs {
+		t.Errorf("GOMAXPROCS %d after restore, want %d", runtime.GOMAXPROCS(0), procs)
+	}
+}
+
+func TestPinRefuses(t *testing.T) {
+	rdb := testenv.RedisServer(t)
+	ctx := context.Background()
+	addr := rdb.Options().Addr
+	var mine unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &mine); err != nil {
+		t.Fatal(err)
+	}
+	var beyond unix.CPUSet
+	beyond.Set(1023)
+	for _, c := range []struct {
+		url  string
+		set  unix.CPUSet
+		want string
+	}{
+		{"redis://10.1.2.3:6379", mine, "loopback"},
+		{"redis://127.0.0.1:1", mine, "listens on"},
+		{"redis://" + addr, mine, "leaves no CPU"},
+		{"redis://" + addr, beyond, "not one this process may use"},
+	} {
+		before := threadCPUs(t, os.Getpid())
+		_, _, err := pin(ctx, rdb, c.url, c.set)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("pin(%s, %s) = %v, want an error saying %q", c.url, cpuList(c.set), err, c.want)
+		}
+		if after := threadCPUs(t, os.Getpid()); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Errorf("a refused pin changed this process's CPUs: %v -> %v", before, after)
+		}
+	}
+}
