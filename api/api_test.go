@@ -170,6 +170,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"reserve unknown sale", "POST", "/v1/sales/no-such-sale/reservations", "", `{"user_id":"x","lat":52.5,"lon":13.4}`, nil, 404, "unknown_sale"},
 		{"reserve unknown store", "POST", res, "", `{"user_id":"x","store_id":"nowhere"}`, nil, 404, "unknown_store"},
 		{"reserve wrong method", "GET", res, "", ``, nil, 405, "method_not_allowed"},
+		{"reserve nested sale path", "POST", "/v1/sales/a/b/reservations", "", `{"user_id":"x","lat":52.5,"lon":13.4}`, nil, 404, "not_found"},
 		{"unknown route", "GET", "/v1/nothing/here", "", ``, nil, 404, "not_found"},
 		{"sale unknown", "GET", "/v1/sales/no-such-sale", "", ``, nil, 404, "unknown_sale"},
 		{"sale stores without lat", "GET", "/v1/sales/" + h.saleID + "/stores?lon=13.4", "", ``, nil, 400, "invalid_request"},

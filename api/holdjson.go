@@ -15,7 +15,9 @@ import (
 func writeHold(ctx *fasthttp.RequestCtx, status int, v holdView) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
-	ctx.SetBody(appendHold(make([]byte, 0, 384), v))
+	// Written in the response's own (pooled) body buffer.
+	b := ctx.Response.SwapBody(nil)
+	ctx.Response.SwapBody(appendHold(b[:0], v))
 }
 
 func appendHold(b []byte, v holdView) []byte {
@@ -35,11 +37,17 @@ func appendHold(b []byte, v holdView) []byte {
 	b = append(b, `,"state":`...)
 	b = appendString(b, string(h.State))
 	b = append(b, `,"created_at":`...)
+	from := len(b)
 	b = appendTime(b, h.CreatedAt)
+	created := b[from:len(b):len(b)]
 	b = append(b, `,"expires_at":`...)
 	b = appendTime(b, h.ExpiresAt)
 	b = append(b, `,"updated_at":`...)
-	b = appendTime(b, h.UpdatedAt)
+	if h.UpdatedAt.Equal(h.CreatedAt) && h.UpdatedAt.Location() == h.CreatedAt.Location() {
+		b = append(b, created...) // a new hold's: formatted once
+	} else {
+		b = appendTime(b, h.UpdatedAt)
+	}
 	if v.StoreName != "" {
 		b = append(b, `,"store_name":`...)
 		b = appendString(b, v.StoreName)
@@ -71,12 +79,52 @@ func appendFloat(b []byte, f float64) []byte {
 	return append(b, q...)
 }
 
+// appendTime writes t as json.Marshal does (RFC 3339 with the fraction's
+// trailing zeros dropped): UTC times, which every hold has, directly;
+// others through time's own formatter.
 func appendTime(b []byte, t time.Time) []byte {
-	if y := t.Year(); y < 0 || y > 9999 {
+	y := t.Year()
+	if y < 0 || y > 9999 {
 		q, _ := json.Marshal(t)
 		return append(b, q...)
 	}
+	if t.Location() != time.UTC {
+		b = append(b, '"')
+		b = t.AppendFormat(b, time.RFC3339Nano)
+		return append(b, '"')
+	}
+	mo, d := t.Month(), t.Day()
+	hh, mm, ss := t.Clock()
 	b = append(b, '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"')
+	b = append4(b, y)
+	b = append(b, '-')
+	b = append2(b, int(mo))
+	b = append(b, '-')
+	b = append2(b, d)
+	b = append(b, 'T')
+	b = append2(b, hh)
+	b = append(b, ':')
+	b = append2(b, mm)
+	b = append(b, ':')
+	b = append2(b, ss)
+	if ns := t.Nanosecond(); ns != 0 {
+		var frac [9]byte
+		for i := 8; i >= 0; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 9
+		for frac[n-1] == '0' {
+			n--
+		}
+		b = append(b, '.')
+		b = append(b, frac[:n]...)
+	}
+	return append(b, 'Z', '"')
+}
+
+func append2(b []byte, v int) []byte { return append(b, byte('0'+v/10), byte('0'+v%10)) }
+
+func append4(b []byte, v int) []byte {
+	return append(b, byte('0'+v/1000), byte('0'+v/100%10), byte('0'+v/10%10), byte('0'+v%10))
 }

@@ -118,3 +118,25 @@ func FuzzParseReserveBody(f *testing.F) {
 	f.Add([]byte(`{"user_id":"u1","store_id":"s1","quantity":2}`))
 	f.Fuzz(func(t *testing.T, data []byte) { checkAgainstEncodingJSON(t, data) })
 }
+
+func TestReservePath(t *testing.T) {
+	t.Parallel()
+	for path, want := range map[string]string{
+		"/v1/sales/s1/reservations":             "s1",
+		"/v1/sales/a.b-c_d/reservations":        "a.b-c_d",
+		"/v1/sales//reservations":               "",
+		"/v1/sales/a/b/reservations":            "",
+		"/v1/sales/s1/reservations/":            "",
+		"/v1/sales/s1/reservation":              "",
+		"/v2/sales/s1/reservations":             "",
+		"/v1/sales/reservations":                "",
+		"/v1/sales/s1/reservations/x":           "",
+		"/v1/stores/s1/reservations":            "",
+		"/v1/sales/s1/reservationsreservations": "",
+	} {
+		id, ok := reservePath([]byte(path))
+		if string(id) != want || ok != (want != "") {
+			t.Errorf("reservePath(%q) = %q, %v; want %q", path, id, ok, want)
+		}
+	}
+}

@@ -92,16 +92,8 @@ func (f *fixture) httpLoad(c *fasthttp.HostClient, path string, status int) op {
 		req.SetRequestURI("http://" + c.Addr + path)
 		req.Header.SetMethod(fasthttp.MethodPost)
 		req.Header.SetContentType("application/json")
-		p := f.points[seq%int64(len(f.points))]
 		var buf [96]byte
-		b := append(buf[:0], `{"user_id":"d`...)
-		b = strconv.AppendInt(b, seq, 10)
-		b = append(b, `","lat":`...)
-		b = strconv.AppendFloat(b, p.Lat, 'f', 5, 64)
-		b = append(b, `,"lon":`...)
-		b = strconv.AppendFloat(b, p.Lon, 'f', 5, 64)
-		b = append(b, '}')
-		req.SetBodyRaw(b)
+		req.SetBodyRaw(f.reserveBody(seq, buf[:0]))
 		if err := c.Do(req, resp); err != nil {
 			return err
 		}
@@ -112,16 +104,31 @@ func (f *fixture) httpLoad(c *fasthttp.HostClient, path string, status int) op {
 	}
 }
 
-// httpNoop is the ceiling: a fasthttp handler that reads the request and
-// answers a fixed hold-sized JSON body.
+// reserveBody appends the body of shopper seq's reservation to b.
+func (f *fixture) reserveBody(seq int64, b []byte) []byte {
+	p := f.points[seq%int64(len(f.points))]
+	b = append(b, `{"user_id":"d`...)
+	b = strconv.AppendInt(b, seq, 10)
+	b = append(b, `","lat":`...)
+	b = strconv.AppendFloat(b, p.Lat, 'f', 5, 64)
+	b = append(b, `,"lon":`...)
+	b = strconv.AppendFloat(b, p.Lon, 'f', 5, 64)
+	return append(b, '}')
+}
+
+var noopBody = []byte(`{"hold_id":"bench-xxxxxxxxxxxxxxxx.yyyyyyyyyyyyyyyy","sale_id":"bench-xxxxxxxxxxxxxxxx","store_id":"b07","user_id":"d1","quantity":1,"distance_km":1.234,"state":"held","created_at":"2026-11-23T10:00:00Z","expires_at":"2026-11-23T10:10:00Z","updated_at":"2026-11-23T10:00:00Z","store_name":"Bench 7"}`)
+
+// noopHandler reads the request and answers a fixed hold-sized JSON body.
+func noopHandler(ctx *fasthttp.RequestCtx) {
+	_ = ctx.PostBody()
+	ctx.SetStatusCode(fasthttp.StatusCreated)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(noopBody)
+}
+
+// httpNoop is the ceiling: noopHandler over HTTP.
 func (f *fixture) httpNoop(o options) (op, func(), error) {
-	body := []byte(`{"hold_id":"bench-xxxxxxxxxxxxxxxx.yyyyyyyyyyyyyyyy","sale_id":"bench-xxxxxxxxxxxxxxxx","store_id":"b07","user_id":"d1","quantity":1,"distance_km":1.234,"state":"held","created_at":"2026-11-23T10:00:00Z","expires_at":"2026-11-23T10:10:00Z","updated_at":"2026-11-23T10:00:00Z","store_name":"Bench 7"}`)
-	c, stop, err := serve(o, func(ctx *fasthttp.RequestCtx) {
-		_ = ctx.PostBody()
-		ctx.SetStatusCode(fasthttp.StatusCreated)
-		ctx.SetContentType("application/json")
-		ctx.SetBody(body)
-	})
+	c, stop, err := serve(o, noopHandler)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -5,11 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
+	"github.com/flashsale/flashsale/api"
+	"github.com/flashsale/flashsale/engine"
 	"github.com/flashsale/flashsale/internal/testenv"
 )
 
@@ -112,5 +118,59 @@ func TestRedisCPU(t *testing.T) {
 	after := readCPU(ctx, rdb)
 	if before.redis <= 0 || after.redis <= before.redis || after.proc <= before.proc {
 		t.Errorf("after 2000 round trips, CPU times went from %+v to %+v", before, after)
+	}
+}
+
+// BenchmarkEndpointInProcess drives the reserve endpoint's handler with no
+// sockets over the in-memory ledger of the d-memory scenario (coalescing
+// on): what one reservation costs in the process apart from the network
+// and Redis, the part that bounds (d) once Redis has cores of its own.
+// The noop sub-benchmark is the no-op handler of (d), driven alike.
+func BenchmarkEndpointInProcess(b *testing.B) {
+	testenv.Redis(b)
+	ctx := context.Background()
+	o := options{redisURL: testenv.RedisURL(), workers: 1}
+	f, err := newFixture(ctx, o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.close()
+	ids, err := f.newSale(ctx, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	eng, err := engine.New(engine.Config{Ledger: memoryLedger{f.ledger}, Coalesce: &engine.CoalesceConfig{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := api.New(api.Config{Engine: eng, AdminToken: "bench-admin-token-0123456789", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		h    fasthttp.RequestHandler
+	}{{"reserve", srv.Handler()}, {"noop", noopHandler}} {
+		b.Run(c.name, func(b *testing.B) {
+			path := "/v1/sales/" + ids[0] + "/reservations"
+			var seq atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(32) // many shoppers at once, as in a sale: the coalescer batches them
+			b.RunParallel(func(pb *testing.PB) {
+				var rc fasthttp.RequestCtx
+				body := make([]byte, 0, 96)
+				for pb.Next() {
+					rc.Request.Reset()
+					rc.Response.Reset()
+					rc.Request.Header.SetMethod(fasthttp.MethodPost)
+					rc.Request.SetRequestURI(path)
+					rc.Request.SetBodyRaw(f.reserveBody(seq.Add(1), body[:0]))
+					c.h(&rc)
+					if rc.Response.StatusCode() != fasthttp.StatusCreated {
+						b.Fatalf("status %d: %s", rc.Response.StatusCode(), rc.Response.Body())
+					}
+				}
+			})
+		})
 	}
 }

@@ -341,12 +341,15 @@ func (e *Engine) Reserve(ctx context.Context, r ReserveRequest) (Reservation, er
 	} else if cands, err = ent.candidates(p, firstCandidates); err != nil {
 		return Reservation{}, err
 	}
+	// One fresh id names the hold and, when the shopper gave no key, keys
+	// the request: a key is only ever compared within its shopper's.
+	id := e.cfg.NewID()
 	key := r.IdempotencyKey
 	if key == "" {
-		key = "auto-" + e.cfg.NewID()
+		key = "auto-" + id
 	}
 	lr := LedgerReserve{
-		HoldID:     r.SaleID + "." + e.cfg.NewID(),
+		HoldID:     r.SaleID + "." + id,
 		UserID:     r.UserID,
 		Key:        key,
 		Quantity:   r.Quantity,
