@@ -22,6 +22,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/flashsale/flashsale/engine"
+	"github.com/flashsale/flashsale/internal/tickctx"
 )
 
 //go:embed web
@@ -76,7 +77,7 @@ type Server struct {
 	promh   fasthttp.RequestHandler
 	closing chan struct{}
 	once    sync.Once
-	reqCtx  *requestContexts
+	reqCtx  *tickctx.Contexts
 }
 
 // Close ends the live store streams, so that a graceful shutdown does not
@@ -121,7 +122,7 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		promh:   fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})),
 		closing: make(chan struct{}),
-		reqCtx:  newRequestContexts(cfg.RequestTimeout),
+		reqCtx:  tickctx.New(cfg.RequestTimeout),
 	}, nil
 }
 
@@ -187,7 +188,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, start time.Time) string {
 		// A sale's burst is all reservations: their route is found
 		// without building the path's segments.
 		seg := [4]string{"v1", "sales", string(id), "reservations"}
-		if err := s.reserve(s.reqCtx.get(start), ctx, seg[:]); err != nil {
+		if err := s.reserve(s.reqCtx.Get(start), ctx, seg[:]); err != nil {
 			s.fail(ctx, err)
 		}
 		return "reserve"
@@ -195,7 +196,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, start time.Time) string {
 	path := string(ctx.Path())
 	method := string(ctx.Method())
 	seg := strings.Split(strings.Trim(path, "/"), "/")
-	c := s.reqCtx.get(start)
+	c := s.reqCtx.Get(start)
 
 	switch {
 	case path == "/" || path == "/index.html":

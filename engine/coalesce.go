@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/flashsale/flashsale/internal/tickctx"
 )
 
 // CoalesceConfig turns on request coalescing: concurrent reservations of
@@ -91,6 +93,9 @@ type coalescer struct {
 	// sale each).
 	reserveBatches func(ctx context.Context, now time.Time, batches []SaleBatch)
 	maxSales       int // sales per round
+	// calls are the calls' contexts, CallTimeout long: the calls that
+	// start within one tick share one, and its timer.
+	calls *tickctx.Contexts
 
 	mu      sync.Mutex // guards queues, ready, running and every saleQueue
 	queues  map[string]*saleQueue
@@ -129,7 +134,7 @@ var queuedPool = sync.Pool{New: func() any { return &queued{done: make(chan Ledg
 
 func newCoalescer(cfg CoalesceConfig, ledger Ledger, clock Clock) *coalescer {
 	cfg = cfg.WithDefaults()
-	c := &coalescer{cfg: cfg, clock: clock, queues: map[string]*saleQueue{}, maxSales: cfg.MaxSales}
+	c := &coalescer{cfg: cfg, clock: clock, queues: map[string]*saleQueue{}, maxSales: cfg.MaxSales, calls: tickctx.New(cfg.CallTimeout)}
 	if many, ok := ledger.(BatchReserver); ok {
 		c.reserveBatches = many.ReserveBatches
 	} else {
@@ -371,9 +376,7 @@ func (c *coalescer) send(r *round) {
 		}
 		r.batches[k].Reqs = r.reqs[from:len(r.reqs):len(r.reqs)]
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CallTimeout)
-	c.reserveBatches(ctx, c.clock.Now(), r.batches)
-	cancel()
+	c.reserveBatches(c.calls.Get(start), c.clock.Now(), r.batches)
 	d := time.Since(start)
 	if c.cfg.OnCall != nil {
 		c.cfg.OnCall(len(r.batches))

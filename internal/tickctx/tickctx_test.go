@@ -1,4 +1,4 @@
-package api
+package tickctx
 
 import (
 	"context"
@@ -15,10 +15,10 @@ import (
 // one; the context is done at its deadline, with the error of a deadline,
 // and not before, and a done one is never handed out again.
 func TestRequestContexts(t *testing.T) {
-	rc := newRequestContexts(160 * time.Millisecond) // tick 10 ms
+	rc := New(160 * time.Millisecond) // tick 10 ms
 	t0 := time.Now()
-	a := rc.get(t0)
-	b := rc.get(t0.Add(time.Millisecond))
+	a := rc.Get(t0)
+	b := rc.Get(t0.Add(time.Millisecond))
 	if a != b {
 		t.Fatal("two requests a millisecond apart do not share a context")
 	}
@@ -34,7 +34,7 @@ func TestRequestContexts(t *testing.T) {
 	}
 	da, _ := a.Deadline()
 	later := da.Add(-rc.timeout).Add(time.Millisecond) // its own deadline is past a's
-	c := rc.get(later)
+	c := rc.Get(later)
 	if dc, _ := c.Deadline(); !dc.After(da) || c == a {
 		t.Fatalf("a request beginning %v after a's start shares a deadline %v", later.Sub(t0), dc)
 	}
@@ -58,7 +58,7 @@ func TestRequestContexts(t *testing.T) {
 	done.ctx, done.cancel = context.WithCancel(context.Background())
 	done.cancel()
 	rc.cur.Store(done)
-	if got := rc.get(time.Now()); got == done.ctx || got.Err() != nil {
+	if got := rc.Get(time.Now()); got == done.ctx || got.Err() != nil {
 		t.Fatalf("handed out a done context: %v", got.Err())
 	}
 }
@@ -67,8 +67,8 @@ func TestRequestContexts(t *testing.T) {
 // as pgx and go-redis derive them, are cancelled with it and do not need a
 // goroutine each to watch it.
 func TestRequestContextChildren(t *testing.T) {
-	rc := newRequestContexts(50 * time.Millisecond)
-	parent := rc.get(time.Now())
+	rc := New(50 * time.Millisecond)
+	parent := rc.Get(time.Now())
 	before := runtime.NumGoroutine()
 	const n = 1000
 	children := make([]context.Context, n)

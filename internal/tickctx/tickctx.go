@@ -1,4 +1,7 @@
-package api
+// Package tickctx hands out deadline contexts shared by the work that
+// starts within one tick: the API's requests, the coalescer's script
+// calls.
+package tickctx
 
 import (
 	"context"
@@ -6,26 +9,27 @@ import (
 	"time"
 )
 
-// requestContexts hands out the contexts requests run under: each ends
-// RequestTimeout after its request began, or up to a tick later, and the
-// requests of one tick share it. One timer per tick, instead of a
-// timer started and stopped (and five allocations) per request, which
-// showed in the reserve path's profile.
-type requestContexts struct {
+// Contexts hands out contexts that each end a timeout after their work
+// began, or up to a tick later; the work of one tick shares one. One timer
+// per tick, instead of a timer started and stopped (and five allocations)
+// per request, which showed in the reserve path's profile.
+type Contexts struct {
 	timeout, tick time.Duration
 	cur           atomic.Pointer[tickContext]
 }
 
-func newRequestContexts(timeout time.Duration) *requestContexts {
-	return &requestContexts{timeout: timeout, tick: max(time.Microsecond, min(10*time.Millisecond, timeout/16))}
+// New returns Contexts for work that may last timeout; the tick is a
+// sixteenth of it, at most 10 ms.
+func New(timeout time.Duration) *Contexts {
+	return &Contexts{timeout: timeout, tick: max(time.Microsecond, min(10*time.Millisecond, timeout/16))}
 }
 
-// get returns a context whose deadline is at least timeout after now
-// (the request's start, from time.Now) and about a tick more at most. The
+// Get returns a context whose deadline is at least timeout after now
+// (when the work began, from time.Now) and about a tick more at most. The
 // deadlines keep now's monotonic clock reading, so a step of the wall
 // clock cannot make a context look longer-lived than it is; one that is
 // done is never handed out again.
-func (r *requestContexts) get(now time.Time) context.Context {
+func (r *Contexts) Get(now time.Time) context.Context {
 	want := now.Add(r.timeout)
 	if c := r.cur.Load(); c != nil && !c.deadline.Before(want) && c.ctx.Err() == nil {
 		return c.ctx
