@@ -10,8 +10,8 @@ import (
 // for anything else (escapes, null, other spellings or keys, nesting,
 // malformed input), and the caller then decodes with encoding/json, so
 // that every answer, error or not, is encoding/json's. Where it reports
-// true, b is what encoding/json would have decoded (a test holds it to
-// that).
+// true, b is what encoding/json would have decoded into a reserveJSON (a
+// test holds it to that).
 func parseReserveBody(data []byte, b *reserveBody) bool {
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
@@ -53,9 +53,9 @@ func parseReserveBody(data []byte, b *reserveBody) bool {
 				return false
 			}
 			if k == "lat" {
-				b.Lat = &f
+				b.Lat, b.HasLat = f, true
 			} else {
-				b.Lon = &f
+				b.Lon, b.HasLon = f, true
 			}
 			i = j
 		case "quantity":
@@ -67,7 +67,7 @@ func parseReserveBody(data []byte, b *reserveBody) bool {
 			if err != nil {
 				return false // a fraction, an exponent or out of range
 			}
-			b.Quantity = &n
+			b.Quantity, b.HasQuantity = n, true
 			i = j
 		default:
 			return false

@@ -12,16 +12,16 @@ import (
 
 // viaEncodingJSON decodes as the slow path does.
 func viaEncodingJSON(data []byte) (reserveBody, bool) {
-	var b reserveBody
+	var j reserveJSON
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	if dec.Decode(&b) != nil {
-		return b, false
+	if dec.Decode(&j) != nil {
+		return reserveBody{}, false
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return b, false
+		return reserveBody{}, false
 	}
-	return b, true
+	return j.body(), true
 }
 
 // checkAgainstEncodingJSON fails when the fast path accepts data and

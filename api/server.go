@@ -518,13 +518,37 @@ func (s *Server) saleStores(c context.Context, ctx *fasthttp.RequestCtx, seg []s
 	return nil
 }
 
-// reserveBody is the contract's reservation body.
+// reserveBody is the contract's reservation body as read: each number's
+// presence apart from its value, so that reading one allocates nothing.
 type reserveBody struct {
+	UserID, StoreID string
+	Lat, Lon        float64
+	Quantity        int
+	// Whether the body gave lat, lon and quantity.
+	HasLat, HasLon, HasQuantity bool
+}
+
+// reserveJSON is the reservation body as encoding/json decodes it.
+type reserveJSON struct {
 	UserID   string   `json:"user_id"`
 	Lat      *float64 `json:"lat"`
 	Lon      *float64 `json:"lon"`
 	StoreID  string   `json:"store_id"`
 	Quantity *int     `json:"quantity"`
+}
+
+func (j *reserveJSON) body() reserveBody {
+	b := reserveBody{UserID: j.UserID, StoreID: j.StoreID}
+	if j.Lat != nil {
+		b.Lat, b.HasLat = *j.Lat, true
+	}
+	if j.Lon != nil {
+		b.Lon, b.HasLon = *j.Lon, true
+	}
+	if j.Quantity != nil {
+		b.Quantity, b.HasQuantity = *j.Quantity, true
+	}
+	return b
 }
 
 // shopperID returns the shopper a request acts for. Until signed member
@@ -546,14 +570,12 @@ type holdView struct {
 func (s *Server) reserve(c context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
 	var b reserveBody
 	if !parseReserveBody(ctx.PostBody(), &b) {
-		// Decoded apart, so that b, which the fast path fills, stays on
-		// the stack.
-		slow := new(reserveBody)
-		if err := decode(ctx, slow); err != nil {
+		var j reserveJSON
+		if err := decode(ctx, &j); err != nil {
 			s.metrics.reservations.WithLabelValues("invalid").Inc()
 			return err
 		}
-		b = *slow
+		b = j.body()
 	}
 	req := engine.ReserveRequest{SaleID: seg[2], StoreID: b.StoreID, IdempotencyKey: string(ctx.Request.Header.Peek("Idempotency-Key"))}
 	res, err := s.doReserve(c, ctx, b, req)
@@ -574,18 +596,18 @@ func (s *Server) doReserve(c context.Context, ctx *fasthttp.RequestCtx, b reserv
 	if req.UserID, err = shopperID(ctx, b.UserID); err != nil {
 		return engine.Reservation{}, err
 	}
-	if (b.Lat == nil) != (b.Lon == nil) {
+	if b.HasLat != b.HasLon {
 		return engine.Reservation{}, fmt.Errorf("%w: give both lat and lon", engine.ErrInvalid)
 	}
-	if b.Lat != nil {
-		req.HasLocation, req.Lat, req.Lon = true, *b.Lat, *b.Lon
+	if b.HasLat {
+		req.HasLocation, req.Lat, req.Lon = true, b.Lat, b.Lon
 	}
 	req.Quantity = 1
-	if b.Quantity != nil {
-		if *b.Quantity < 1 {
+	if b.HasQuantity {
+		if b.Quantity < 1 {
 			return engine.Reservation{}, fmt.Errorf("%w: quantity must be positive", engine.ErrInvalid)
 		}
-		req.Quantity = *b.Quantity
+		req.Quantity = b.Quantity
 	}
 	return s.eng.Reserve(c, req)
 }

@@ -320,9 +320,18 @@ func (c *coalescer) waitForCompany(r *round) {
 	}
 }
 
+// roundPool keeps rounds, and the slices they grew, for the next
+// dispatcher: a dispatcher ends when no sale is ready, which between the
+// bursts of a sale is often.
+var roundPool = sync.Pool{New: func() any { return new(round) }}
+
 // dispatch sends rounds until no sale is ready.
 func (c *coalescer) dispatch() {
-	var r round
+	r := roundPool.Get().(*round)
+	defer func() {
+		clear(r.queues)
+		roundPool.Put(r)
+	}()
 	for {
 		c.mu.Lock()
 		if len(c.ready) == 0 {
@@ -330,12 +339,12 @@ func (c *coalescer) dispatch() {
 			c.mu.Unlock()
 			return
 		}
-		c.takeRound(&r)
+		c.takeRound(r)
 		c.mu.Unlock()
 		if c.cfg.MaxWait > 0 {
-			c.waitForCompany(&r)
+			c.waitForCompany(r)
 		}
-		c.send(&r)
+		c.send(r)
 		c.mu.Lock()
 		for i, q := range r.queues {
 			q.inflight--

@@ -151,7 +151,8 @@ func (ix *Index) Nearest(p Point, maxKm float64, k int) ([]Candidate, error) {
 	if k > 0 && k <= maxCachedK {
 		if items, ok := ix.cellItems(p, maxKm, k); ok {
 			q := ix.query(p, maxKm)
-			out := make([]ranked, 0, min(k, len(items)))
+			var buf [maxCachedK]ranked // k is at most that: no allocation
+			out := buf[:0:min(k, len(items))]
 			for _, n := range items {
 				out = ix.consider(q, out, n, k)
 			}
