@@ -83,8 +83,19 @@ func pin(ctx context.Context, rdb *redis.Client, redisURL string, redisCPUs unix
 		return nil, nil, fmt.Errorf("-redis-cpus %s leaves no CPU for the bench (it may use %s)", cpuList(redisCPUs), cpuList(mine))
 	}
 	restore := func() {
-		for tid, m := range p.masks {
-			_ = unix.SchedSetaffinity(tid, &m)
+		// Threads started meanwhile took their starter's mask: they get
+		// their process's first thread's, as it was.
+		for _, proc := range []int{pid, os.Getpid()} {
+			tids, _ := threads(proc)
+			for _, tid := range tids {
+				m, ok := p.masks[tid]
+				if !ok {
+					m, ok = p.masks[proc]
+				}
+				if ok {
+					_ = unix.SchedSetaffinity(tid, &m)
+				}
+			}
 		}
 		runtime.GOMAXPROCS(p.procs)
 	}
@@ -105,15 +116,11 @@ func pin(ctx context.Context, rdb *redis.Client, redisURL string, redisCPUs unix
 // setThreads gives every thread of process pid the CPUs of set, keeping
 // each one's mask as it was in saved (first time seen only).
 func setThreads(pid int, set unix.CPUSet, saved map[int]unix.CPUSet) error {
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
-	if err != nil || len(tasks) == 0 {
-		return fmt.Errorf("no threads under /proc/%d/task", pid)
+	tids, err := threads(pid)
+	if err != nil {
+		return err
 	}
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(filepath.Base(t))
-		if err != nil {
-			continue
-		}
+	for _, tid := range tids {
 		var old unix.CPUSet
 		if err := unix.SchedGetaffinity(tid, &old); err != nil {
 			if errors.Is(err, unix.ESRCH) {
@@ -129,6 +136,21 @@ func setThreads(pid int, set unix.CPUSet, saved map[int]unix.CPUSet) error {
 		}
 	}
 	return nil
+}
+
+// threads lists the thread ids of process pid.
+func threads(pid int) ([]int, error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	if err != nil || len(tasks) == 0 {
+		return nil, fmt.Errorf("no threads under /proc/%d/task", pid)
+	}
+	tids := make([]int, 0, len(tasks))
+	for _, t := range tasks {
+		if tid, err := strconv.Atoi(filepath.Base(t)); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids, nil
 }
 
 // localRedisPID is the process id of the Redis server behind rdb, when it

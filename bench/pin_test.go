@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -103,7 +104,7 @@ func TestPinSeparatesRedisAndPutsBack(t *testing.T) {
 	}
 
 	restore()
-	if got := threadCPUs(t, pid); fmt.Sprint(got) != fmt.Sprint(redisBefore) {
+	if got := threadCPUs(t, pid); !sameLists(got, redisBefore) {
 		t.Errorf("after restore Redis's threads run on %v, want %v", got, redisBefore)
 	}
 	for list := range threadCPUs(t, os.Getpid()) {
@@ -141,8 +142,61 @@ func TestPinRefuses(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("pin(%s, %s) = %v, want an error saying %q", c.url, cpuList(c.set), err, c.want)
 		}
-		if after := threadCPUs(t, os.Getpid()); fmt.Sprint(after) != fmt.Sprint(before) {
+		if after := threadCPUs(t, os.Getpid()); !sameLists(after, before) {
 			t.Errorf("a refused pin changed this process's CPUs: %v -> %v", before, after)
 		}
 	}
+}
+
+// TestHarnessPinned runs the HTTP scenarios with a Redis of the test's own
+// pinned to a CPU of its own: the report says where each ran and gives
+// this process's CPU ratio, and Redis is put back after the run.
+func TestHarnessPinned(t *testing.T) {
+	var mine unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &mine); err != nil {
+		t.Fatal(err)
+	}
+	if mine.Count() < 2 {
+		t.Skipf("this process may use %d CPU; pinning needs two", mine.Count())
+	}
+	rdb := testenv.RedisServer(t)
+	pid, err := localRedisPID(context.Background(), rdb, "redis://"+rdb.Options().Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := threadCPUs(t, pid)
+	var set unix.CPUSet
+	for c := range 1024 {
+		if mine.IsSet(c) {
+			set = unix.CPUSet{}
+			set.Set(c) // the last one
+		}
+	}
+	o := options{redisURL: "redis://" + rdb.Options().Addr, workers: 4, rounds: 1, duration: 100 * time.Millisecond, only: "d", redisCPUs: &set}
+	var out strings.Builder
+	if err := run(context.Background(), o, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"Redis pinned to CPU " + cpuList(set), "(d) CPU per request in this process, no-op / reserve", "(d) reserve endpoint / (d) no-op handler"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	if after := threadCPUs(t, pid); !sameLists(after, before) {
+		t.Errorf("Redis's threads run on %v after the run, want %v", after, before)
+	}
+}
+
+// sameLists reports whether two threadCPUs answers name the same CPU lists
+// (threads may have started or ended between them).
+func sameLists(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if b[k] == 0 {
+			return false
+		}
+	}
+	return true
 }
