@@ -34,6 +34,7 @@ script-cost: ## instructions Redis spends in reserve.lua per hold, by batch size
 bench-go: services ## Go benchmarks: geo search, reserve handler allocations, orders consumer, burst to order
 	$(GO) test -run '^$$' -bench . -benchmem ./geo
 	$(GO) test -run '^$$' -bench ReserveHandler -benchtime 50000x ./api
+	$(GO) test -run '^$$' -bench EndpointInProcess -benchtime 50000x ./bench
 	$(GO) test -run '^$$' -bench OrdersConsumer -benchtime 20000x ./persist
 	$(GO) test -run '^$$' -bench BurstToOrder -benchtime 5000x ./cmd/flashsale
 

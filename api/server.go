@@ -22,7 +22,6 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/flashsale/flashsale/engine"
-	"github.com/flashsale/flashsale/internal/tickctx"
 )
 
 //go:embed web
@@ -77,7 +76,7 @@ type Server struct {
 	promh   fasthttp.RequestHandler
 	closing chan struct{}
 	once    sync.Once
-	reqCtx  *tickctx.Contexts
+	reqCtx  *engine.TickContexts
 }
 
 // Close ends the live store streams, so that a graceful shutdown does not
@@ -122,7 +121,7 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		promh:   fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})),
 		closing: make(chan struct{}),
-		reqCtx:  tickctx.New(cfg.RequestTimeout),
+		reqCtx:  engine.NewTickContexts(cfg.RequestTimeout),
 	}, nil
 }
 

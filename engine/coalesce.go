@@ -7,8 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/flashsale/flashsale/internal/tickctx"
 )
 
 // CoalesceConfig turns on request coalescing: concurrent reservations of
@@ -95,7 +93,7 @@ type coalescer struct {
 	maxSales       int // sales per round
 	// calls are the calls' contexts, CallTimeout long: the calls that
 	// start within one tick share one, and its timer.
-	calls *tickctx.Contexts
+	calls *TickContexts
 
 	mu      sync.Mutex // guards queues, ready, running and every saleQueue
 	queues  map[string]*saleQueue
@@ -134,7 +132,7 @@ var queuedPool = sync.Pool{New: func() any { return &queued{done: make(chan Ledg
 
 func newCoalescer(cfg CoalesceConfig, ledger Ledger, clock Clock) *coalescer {
 	cfg = cfg.WithDefaults()
-	c := &coalescer{cfg: cfg, clock: clock, queues: map[string]*saleQueue{}, maxSales: cfg.MaxSales, calls: tickctx.New(cfg.CallTimeout)}
+	c := &coalescer{cfg: cfg, clock: clock, queues: map[string]*saleQueue{}, maxSales: cfg.MaxSales, calls: NewTickContexts(cfg.CallTimeout)}
 	if many, ok := ledger.(BatchReserver); ok {
 		c.reserveBatches = many.ReserveBatches
 	} else {

@@ -1,7 +1,4 @@
-// Package tickctx hands out deadline contexts shared by the work that
-// starts within one tick: the API's requests, the coalescer's script
-// calls.
-package tickctx
+package engine
 
 import (
 	"context"
@@ -9,19 +6,21 @@ import (
 	"time"
 )
 
-// Contexts hands out contexts that each end a timeout after their work
-// began, or up to a tick later; the work of one tick shares one. One timer
-// per tick, instead of a timer started and stopped (and five allocations)
-// per request, which showed in the reserve path's profile.
-type Contexts struct {
+// TickContexts hands out deadline contexts shared by the work that
+// starts within one tick (the API's requests, the coalescer's script
+// calls): each ends a timeout after its work began, or up to a tick
+// later. One timer per tick, instead of a timer started and stopped (and
+// five allocations) per request, which showed in the reserve path's
+// profile.
+type TickContexts struct {
 	timeout, tick time.Duration
 	cur           atomic.Pointer[tickContext]
 }
 
-// New returns Contexts for work that may last timeout; the tick is a
-// sixteenth of it, at most 10 ms.
-func New(timeout time.Duration) *Contexts {
-	return &Contexts{timeout: timeout, tick: max(time.Microsecond, min(10*time.Millisecond, timeout/16))}
+// NewTickContexts returns TickContexts for work that may last timeout;
+// the tick is a sixteenth of it, at most 10 ms.
+func NewTickContexts(timeout time.Duration) *TickContexts {
+	return &TickContexts{timeout: timeout, tick: max(time.Microsecond, min(10*time.Millisecond, timeout/16))}
 }
 
 // Get returns a context whose deadline is at least timeout after now
@@ -29,7 +28,7 @@ func New(timeout time.Duration) *Contexts {
 // deadlines keep now's monotonic clock reading, so a step of the wall
 // clock cannot make a context look longer-lived than it is; one that is
 // done is never handed out again.
-func (r *Contexts) Get(now time.Time) context.Context {
+func (r *TickContexts) Get(now time.Time) context.Context {
 	want := now.Add(r.timeout)
 	if c := r.cur.Load(); c != nil && !c.deadline.Before(want) && c.ctx.Err() == nil {
 		return c.ctx

@@ -1,4 +1,4 @@
-package tickctx
+package engine
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 // one; the context is done at its deadline, with the error of a deadline,
 // and not before, and a done one is never handed out again.
 func TestRequestContexts(t *testing.T) {
-	rc := New(160 * time.Millisecond) // tick 10 ms
+	rc := NewTickContexts(160 * time.Millisecond) // tick 10 ms
 	t0 := time.Now()
 	a := rc.Get(t0)
 	b := rc.Get(t0.Add(time.Millisecond))
@@ -67,7 +67,7 @@ func TestRequestContexts(t *testing.T) {
 // as pgx and go-redis derive them, are cancelled with it and do not need a
 // goroutine each to watch it.
 func TestRequestContextChildren(t *testing.T) {
-	rc := New(50 * time.Millisecond)
+	rc := NewTickContexts(50 * time.Millisecond)
 	parent := rc.Get(time.Now())
 	before := runtime.NumGoroutine()
 	const n = 1000
