@@ -49,17 +49,31 @@ func threadCPUs(t *testing.T, pid int) map[string]int {
 	return out
 }
 
-// TestPinSeparatesRedisAndPutsBack pins a Redis server of the test's own
-// to the last CPU this process may use and the process to the others, and
-// checks every thread of both, then that everything is as it was.
-func TestPinSeparatesRedisAndPutsBack(t *testing.T) {
-	var mine unix.CPUSet
+// cpusForPinning returns the CPUs this process may use and a set of the
+// last of them, for Redis; the test is skipped on a machine where it may
+// use only one.
+func cpusForPinning(t *testing.T) (mine, last unix.CPUSet) {
+	t.Helper()
 	if err := unix.SchedGetaffinity(0, &mine); err != nil {
 		t.Fatal(err)
 	}
 	if mine.Count() < 2 {
 		t.Skipf("this process may use %d CPU; pinning needs two", mine.Count())
 	}
+	for c := range 1024 {
+		if mine.IsSet(c) {
+			last = unix.CPUSet{}
+			last.Set(c)
+		}
+	}
+	return mine, last
+}
+
+// TestPinSeparatesRedisAndPutsBack pins a Redis server of the test's own
+// to the last CPU this process may use and the process to the others, and
+// checks every thread of both, then that everything is as it was.
+func TestPinSeparatesRedisAndPutsBack(t *testing.T) {
+	mine, redisSet := cpusForPinning(t)
 	rdb := testenv.RedisServer(t)
 	ctx := context.Background()
 	url := "redis://" + rdb.Options().Addr
@@ -67,16 +81,9 @@ func TestPinSeparatesRedisAndPutsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	last := -1
+	var rest unix.CPUSet
 	for c := range 1024 {
-		if mine.IsSet(c) {
-			last = c
-		}
-	}
-	var redisSet, rest unix.CPUSet
-	redisSet.Set(last)
-	for c := range last {
-		if mine.IsSet(c) {
+		if mine.IsSet(c) && !redisSet.IsSet(c) {
 			rest.Set(c)
 		}
 	}
@@ -152,26 +159,13 @@ func TestPinRefuses(t *testing.T) {
 // pinned to a CPU of its own: the report says where each ran and gives
 // this process's CPU ratio, and Redis is put back after the run.
 func TestHarnessPinned(t *testing.T) {
-	var mine unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &mine); err != nil {
-		t.Fatal(err)
-	}
-	if mine.Count() < 2 {
-		t.Skipf("this process may use %d CPU; pinning needs two", mine.Count())
-	}
+	_, set := cpusForPinning(t)
 	rdb := testenv.RedisServer(t)
 	pid, err := localRedisPID(context.Background(), rdb, "redis://"+rdb.Options().Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := threadCPUs(t, pid)
-	var set unix.CPUSet
-	for c := range 1024 {
-		if mine.IsSet(c) {
-			set = unix.CPUSet{}
-			set.Set(c) // the last one
-		}
-	}
 	o := options{redisURL: "redis://" + rdb.Options().Addr, workers: 4, rounds: 1, duration: 100 * time.Millisecond, only: "d", redisCPUs: &set}
 	var out strings.Builder
 	if err := run(context.Background(), o, &out); err != nil {
