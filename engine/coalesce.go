@@ -164,6 +164,8 @@ func (c *coalescer) reserve(ctx context.Context, saleID string, r LedgerReserve)
 	if len(q.pending) >= c.cfg.QueueSize {
 		c.mu.Unlock()
 		c.shed.Add(1)
+		*item = queued{done: item.done}
+		queuedPool.Put(item)
 		return LedgerOutcome{}, ErrOverloaded
 	}
 	q.pending = append(q.pending, item)

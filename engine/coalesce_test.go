@@ -254,6 +254,34 @@ func TestCoalescerHonoursDeadlines(t *testing.T) {
 	}
 }
 
+// TestCoalescerAbandonedWaitIsNotReused lets a shopper give up while
+// their batch is in flight. The answer that batch gives them later must
+// reach no one else, however many reservations follow: the coalescer
+// keeps answered waits for reuse, and an abandoned one is not answered
+// yet.
+func TestCoalescerAbandonedWaitIsNotReused(t *testing.T) {
+	l := newGatedLedger(t)
+	e := coalescingEngine(t, l, CoalesceConfig{InFlight: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	gone := reserveAsync(e, ctx, "gone")
+	l.next(t) // its batch is in flight
+	cancel()
+	if err := <-gone; !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("abandoned reservation: %v", err)
+	}
+	var rest []chan error
+	for i := range 50 {
+		rest = append(rest, reserveAsync(e, context.Background(), fmt.Sprintf("u%d", i)))
+	}
+	waitQueued(t, e, 50)
+	close(l.gate) // the abandoned batch is answered, then the others'
+	for _, done := range rest {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestCoalescerFailsTheWholeBatch checks that a failed call fails every
 // reservation it carried, and the next call is made afresh.
 func TestCoalescerFailsTheWholeBatch(t *testing.T) {

@@ -341,15 +341,14 @@ func (e *Engine) Reserve(ctx context.Context, r ReserveRequest) (Reservation, er
 	} else if cands, err = ent.candidates(p, firstCandidates); err != nil {
 		return Reservation{}, err
 	}
-	// One fresh id names the hold and, when the shopper gave no key, keys
-	// the request: a key is only ever compared within its shopper's.
-	id := e.cfg.NewID()
 	key := r.IdempotencyKey
 	if key == "" {
-		key = "auto-" + id
+		// An id of its own, which the shopper never sees: a key they send
+		// cannot name it.
+		key = "auto-" + e.cfg.NewID()
 	}
 	lr := LedgerReserve{
-		HoldID:     r.SaleID + "." + id,
+		HoldID:     r.SaleID + "." + e.cfg.NewID(),
 		UserID:     r.UserID,
 		Key:        key,
 		Quantity:   r.Quantity,

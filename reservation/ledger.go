@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -371,9 +372,9 @@ func (l *Ledger) reserveCmd(ctx context.Context, saleID string, now time.Time, r
 }
 
 // resend is cmd, which Redis answered NOSCRIPT, as an EVAL of s: the same
-// keys and arguments, with the script's source.
+// keys and arguments, with the script's source. cmd keeps its own.
 func resend(ctx context.Context, cmd *redis.Cmd, s *script) *redis.Cmd {
-	args := cmd.Args()
+	args := slices.Clone(cmd.Args())
 	args[0], args[1] = "eval", &s.src
 	again := redis.NewCmd(ctx, args...)
 	again.SetFirstKeyPos(3)
