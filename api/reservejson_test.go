@@ -140,3 +140,30 @@ func TestReservePath(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONProblemNamesNoGoType: what a client is told about a body of the
+// wrong shape names its fields and JSON's kinds of value, never the Go
+// types behind them.
+func TestJSONProblemNamesNoGoType(t *testing.T) {
+	t.Parallel()
+	for body, want := range map[string]string{
+		`{"lat":"52.5","lon":13.4}`:            "lat must be a number, not string",
+		`{"user_id":7}`:                        "user_id must be a string, not number",
+		`{"quantity":1.5}`:                     "quantity must be a whole number in range, not number 1.5",
+		`{"quantity":99999999999999999999999}`: "quantity must be a whole number in range, not number 99999999999999999999999",
+		`[1]`:                                  "the body must be an object, not array",
+		`{"price":1}`:                          `unknown field "price"`,
+		`{"lat":`:                              "unexpected EOF",
+	} {
+		var j reserveJSON
+		dec := json.NewDecoder(strings.NewReader(body))
+		dec.DisallowUnknownFields()
+		err := dec.Decode(&j)
+		if err == nil {
+			t.Fatalf("%s decoded", body)
+		}
+		if got := jsonProblem(err); got != want || strings.Contains(got, "Go ") || strings.Contains(got, "reserve") {
+			t.Errorf("%s: %q, want %q", body, got, want)
+		}
+	}
+}

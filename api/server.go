@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -341,12 +342,47 @@ func decode(ctx *fasthttp.RequestCtx, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: malformed JSON: %v", engine.ErrInvalid, err)
+		return fmt.Errorf("%w: malformed JSON: %s", engine.ErrInvalid, jsonProblem(err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return fmt.Errorf("%w: malformed JSON: trailing data after the value", engine.ErrInvalid)
 	}
 	return nil
+}
+
+// jsonProblem says what encoding/json found wrong in a body in the
+// contract's terms: its own words name the Go types the body was decoded
+// into, which are no client's business.
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		what := "the body"
+		if te.Field != "" {
+			what = te.Field
+		}
+		return fmt.Sprintf("%s must be %s, not %s", what, jsonKind(te.Type), te.Value)
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// jsonKind names the JSON values that decode into t.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number in range"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
 }
 
 func (s *Server) requireAdmin(ctx *fasthttp.RequestCtx) error {
