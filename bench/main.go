@@ -213,28 +213,34 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		return err
 	}
 	defer f.close()
+	restore := func() {}
 	if o.redisCPUs != nil {
-		p, restore, err := pin(ctx, f.rdb, o.redisURL, *o.redisCPUs)
+		p, putBack, err := pin(ctx, f.rdb, o.redisURL, *o.redisCPUs)
 		if err != nil {
 			return err
 		}
+		restore = putBack
 		defer restore()
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-		defer signal.Stop(sig)
-		finished := make(chan struct{})
-		defer close(finished)
-		go func() { // an interrupted run leaves Redis as it found it
-			select {
-			case <-sig:
-				restore()
-				os.Exit(130)
-			case <-finished:
-			}
-		}()
 		fmt.Fprintf(w, "Redis pinned to CPU %s and this process to CPU %s (GOMAXPROCS=%d) for the run: neither competes with the other; PostgreSQL is not pinned\n\n",
 			cpuList(p.redis), cpuList(p.self), runtime.GOMAXPROCS(0))
 	}
+	// An interrupted run leaves Redis as it found it: its CPUs, and none
+	// of the bench's keys.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case s := <-sig:
+			fmt.Fprintf(os.Stderr, "bench: %v: putting Redis back and stopping\n", s)
+			restore()
+			f.close()
+			os.Exit(130)
+		case <-finished:
+		}
+	}()
 
 	want := func(s string) bool {
 		only := "," + o.only + ","

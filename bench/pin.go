@@ -82,6 +82,19 @@ func pin(ctx context.Context, rdb *redis.Client, redisURL string, redisCPUs unix
 	if p.self.Count() == 0 {
 		return nil, nil, fmt.Errorf("-redis-cpus %s leaves no CPU for the bench (it may use %s)", cpuList(redisCPUs), cpuList(mine))
 	}
+	// A Redis that may not use every CPU this process may is pinned
+	// already, by someone or by a run that could not put it back: the
+	// masks this run would put back would keep it so.
+	var theirs unix.CPUSet
+	if err := unix.SchedGetaffinity(pid, &theirs); err != nil {
+		return nil, nil, fmt.Errorf("-redis-cpus: reading Redis's CPUs (pid %d): %w", pid, err)
+	}
+	for c := range 1024 {
+		if mine.IsSet(c) && !theirs.IsSet(c) {
+			return nil, nil, fmt.Errorf("-redis-cpus: Redis (pid %d) already runs on CPU %s only, not on every CPU this process may use (%s); "+
+				"if an earlier run left it so, put it back (taskset -apc %s %d) and run again", pid, cpuList(theirs), cpuList(mine), cpuList(mine), pid)
+		}
+	}
 	restore := func() {
 		// Threads started meanwhile took their starter's mask: they get
 		// their process's first thread's, as it was.
@@ -92,12 +105,19 @@ func pin(ctx context.Context, rdb *redis.Client, redisURL string, redisCPUs unix
 				if !ok {
 					m, ok = p.masks[proc]
 				}
-				if ok {
-					_ = unix.SchedSetaffinity(tid, &m)
+				if !ok {
+					continue
+				}
+				if err := unix.SchedSetaffinity(tid, &m); err != nil && !errors.Is(err, unix.ESRCH) {
+					fmt.Fprintf(os.Stderr, "bench: putting back the CPUs of thread %d of process %d: %v (taskset -apc %s %d does it)\n", tid, proc, err, cpuList(m), proc)
 				}
 			}
 		}
-		runtime.GOMAXPROCS(p.procs)
+		if os.Getenv("GOMAXPROCS") == "" {
+			runtime.SetDefaultGOMAXPROCS() // and let the runtime follow the machine again
+		} else {
+			runtime.GOMAXPROCS(p.procs)
+		}
 	}
 	// Redis first: a failure there (another user's Redis) changes nothing
 	// of this process.
@@ -181,7 +201,50 @@ func localRedisPID(ctx context.Context, rdb *redis.Client, redisURL string) (int
 	if err != nil || !strings.HasPrefix(strings.TrimSpace(string(comm)), "redis-server") {
 		return 0, fmt.Errorf("-redis-cpus: process %d is not a redis-server on this machine", n)
 	}
+	// A Redis in a container reports its own namespace's process id,
+	// which may name another process here: the process must hold the
+	// listening socket.
+	if ok, err := listensOn(n, port); err != nil {
+		return 0, fmt.Errorf("-redis-cpus: checking that process %d listens on port %s: %w", n, port, err)
+	} else if !ok {
+		return 0, fmt.Errorf("-redis-cpus: process %d does not hold a socket listening on port %s (a Redis in a container?)", n, port)
+	}
 	return n, nil
+}
+
+// listensOn reports whether process pid holds a TCP socket listening on
+// port: one of its descriptors is a socket whose inode /proc's tables
+// list as listening there.
+func listensOn(pid int, port string) (bool, error) {
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return false, fmt.Errorf("port %q", port)
+	}
+	want := fmt.Sprintf(":%04X", p)
+	inodes := map[string]bool{}
+	for _, table := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		if err != nil {
+			continue
+		}
+		for line := range strings.SplitSeq(string(b), "\n") {
+			f := strings.Fields(line)
+			// sl local_address rem_address st ... inode; 0A is LISTEN.
+			if len(f) > 9 && strings.HasSuffix(f[1], want) && f[3] == "0A" {
+				inodes["socket:["+f[9]+"]"] = true
+			}
+		}
+	}
+	fds, err := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", pid))
+	if err != nil {
+		return false, err
+	}
+	for _, fd := range fds {
+		if target, err := os.Readlink(fd); err == nil && inodes[target] {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // infoField is the value of field k in an INFO answer.

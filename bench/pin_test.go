@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -155,6 +157,31 @@ func TestPinRefuses(t *testing.T) {
 	}
 }
 
+// TestPinRefusesAPinnedRedis: a Redis already narrower than this process's
+// CPUs (an earlier run killed before it could put it back) is refused,
+// since putting back what this run found would keep it pinned.
+func TestPinRefusesAPinnedRedis(t *testing.T) {
+	_, last := cpusForPinning(t)
+	rdb := testenv.RedisServer(t)
+	ctx := context.Background()
+	url := "redis://" + rdb.Options().Addr
+	pid, err := localRedisPID(ctx, rdb, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := map[int]unix.CPUSet{}
+	if err := setThreads(pid, last, saved); err != nil {
+		t.Fatal(err)
+	}
+	before := threadCPUs(t, pid)
+	if _, _, err := pin(ctx, rdb, url, last); err == nil || !strings.Contains(err.Error(), "already runs on CPU "+cpuList(last)) {
+		t.Errorf("pin of a pinned Redis: %v, want a refusal that says where it runs", err)
+	}
+	if after := threadCPUs(t, pid); !sameLists(after, before) {
+		t.Errorf("a refused pin changed Redis's CPUs: %v -> %v", before, after)
+	}
+}
+
 // TestHarnessPinned runs the HTTP scenarios with a Redis of the test's own
 // pinned to a CPU of its own: the report says where each ran and gives
 // this process's CPU ratio, and Redis is put back after the run.
@@ -193,4 +220,25 @@ func sameLists(a, b map[string]int) bool {
 		}
 	}
 	return true
+}
+
+// TestListensOn: a process is known by the socket it listens on.
+func TestListensOn(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	if ok, err := listensOn(os.Getpid(), port); err != nil || !ok {
+		t.Errorf("listensOn(self, %s) = %v, %v; this process listens there", port, ok, err)
+	}
+	rdb := testenv.RedisServer(t)
+	pid, err := localRedisPID(context.Background(), rdb, "redis://"+rdb.Options().Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := listensOn(pid, port); err != nil || ok {
+		t.Errorf("listensOn(redis, %s) = %v, %v; Redis does not listen there", port, ok, err)
+	}
 }
