@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sys/unix"
 
 	"github.com/flashsale/flashsale/internal/testenv"
@@ -71,18 +72,26 @@ func cpusForPinning(t *testing.T) (mine, last unix.CPUSet) {
 	return mine, last
 }
 
+// ownRedis starts a Redis of the test's own and returns a client, its
+// URL and its process id.
+func ownRedis(t *testing.T) (*redis.Client, string, int) {
+	t.Helper()
+	rdb := testenv.RedisServer(t)
+	url := "redis://" + rdb.Options().Addr
+	pid, err := localRedisPID(context.Background(), rdb, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rdb, url, pid
+}
+
 // TestPinSeparatesRedisAndPutsBack pins a Redis server of the test's own
 // to the last CPU this process may use and the process to the others, and
 // checks every thread of both, then that everything is as it was.
 func TestPinSeparatesRedisAndPutsBack(t *testing.T) {
 	mine, redisSet := cpusForPinning(t)
-	rdb := testenv.RedisServer(t)
+	rdb, url, pid := ownRedis(t)
 	ctx := context.Background()
-	url := "redis://" + rdb.Options().Addr
-	pid, err := localRedisPID(ctx, rdb, url)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var rest unix.CPUSet
 	for c := range 1024 {
 		if mine.IsSet(c) && !redisSet.IsSet(c) {
@@ -162,13 +171,8 @@ func TestPinRefuses(t *testing.T) {
 // since putting back what this run found would keep it pinned.
 func TestPinRefusesAPinnedRedis(t *testing.T) {
 	_, last := cpusForPinning(t)
-	rdb := testenv.RedisServer(t)
+	rdb, url, pid := ownRedis(t)
 	ctx := context.Background()
-	url := "redis://" + rdb.Options().Addr
-	pid, err := localRedisPID(ctx, rdb, url)
-	if err != nil {
-		t.Fatal(err)
-	}
 	saved := map[int]unix.CPUSet{}
 	if err := setThreads(pid, last, saved); err != nil {
 		t.Fatal(err)
@@ -187,13 +191,9 @@ func TestPinRefusesAPinnedRedis(t *testing.T) {
 // this process's CPU ratio, and Redis is put back after the run.
 func TestHarnessPinned(t *testing.T) {
 	_, set := cpusForPinning(t)
-	rdb := testenv.RedisServer(t)
-	pid, err := localRedisPID(context.Background(), rdb, "redis://"+rdb.Options().Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, url, pid := ownRedis(t)
 	before := threadCPUs(t, pid)
-	o := options{redisURL: "redis://" + rdb.Options().Addr, workers: 4, rounds: 1, duration: 100 * time.Millisecond, only: "d", redisCPUs: &set}
+	o := options{redisURL: url, workers: 4, rounds: 1, duration: 100 * time.Millisecond, only: "d", redisCPUs: &set}
 	var out strings.Builder
 	if err := run(context.Background(), o, &out); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
@@ -233,11 +233,7 @@ func TestListensOn(t *testing.T) {
 	if ok, err := listensOn(os.Getpid(), port); err != nil || !ok {
 		t.Errorf("listensOn(self, %s) = %v, %v; this process listens there", port, ok, err)
 	}
-	rdb := testenv.RedisServer(t)
-	pid, err := localRedisPID(context.Background(), rdb, "redis://"+rdb.Options().Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, pid := ownRedis(t)
 	if ok, err := listensOn(pid, port); err != nil || ok {
 		t.Errorf("listensOn(redis, %s) = %v, %v; Redis does not listen there", port, ok, err)
 	}
