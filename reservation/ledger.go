@@ -383,16 +383,19 @@ func resend(ctx context.Context, cmd *redis.Cmd, s *script) *redis.Cmd {
 
 // reserveArgs are the sale's six keys and then reserve.lua's arguments for
 // a batch of reservations, as strings. The keys, every request's
-// idempotency entry, nearest distance and other candidates, and the
-// batch's hold ids are written into one buffer and made into one string,
-// of which they are slices.
+// idempotency entry, nearest store (as its counter field), its distance
+// and the other candidates, and the batch's hold ids are written into one
+// buffer and made into one string, of which they are slices.
 func reserveArgs(saleID string, now time.Time, reqs []engine.LedgerReserve) []string {
 	size := 6 * (len(saleID) + 12)
 	for _, r := range reqs {
 		size += 25 + 2*len(r.UserID) + len(r.Key) + len(r.HoldID) + 16*len(r.Candidates)
+		for _, c := range r.Candidates {
+			size += len(c.StoreID)
+		}
 	}
 	buf := make([]byte, 0, size)
-	ends := make([]int, 0, 6+3*len(reqs))
+	ends := make([]int, 0, 6+4*len(reqs))
 	for _, k := range keySuffixes {
 		buf = append(buf, "{s:"...)
 		buf = append(buf, saleID...)
@@ -409,6 +412,11 @@ func reserveArgs(saleID string, now time.Time, reqs []engine.LedgerReserve) []st
 		buf = append(buf, r.Key...)
 		ends = append(ends, len(buf))
 		if len(r.Candidates) > 0 {
+			buf = append(buf, "r:"...)
+			buf = append(buf, r.Candidates[0].StoreID...)
+		}
+		ends = append(ends, len(buf))
+		if len(r.Candidates) > 0 {
 			buf = strconv.AppendFloat(buf, r.Candidates[0].DistanceKm, 'f', 3, 64)
 		}
 		ends = append(ends, len(buf))
@@ -416,6 +424,7 @@ func reserveArgs(saleID string, now time.Time, reqs []engine.LedgerReserve) []st
 			if i > 0 {
 				buf = append(buf, ' ')
 			}
+			buf = append(buf, "r:"...)
 			buf = append(buf, c.StoreID...)
 			buf = append(buf, ' ')
 			buf = strconv.AppendFloat(buf, c.DistanceKm, 'f', 3, 64)
@@ -438,13 +447,9 @@ func reserveArgs(saleID string, now time.Time, reqs []engine.LedgerReserve) []st
 	}
 	strs = append(strs, strconv.FormatInt(now.UnixMilli(), 10), strconv.Itoa(len(reqs)))
 	for i, r := range reqs {
-		e := ends[6+3*i : 6+3*i+3]
-		nearest := ""
-		if len(r.Candidates) > 0 {
-			nearest = r.Candidates[0].StoreID
-		}
-		strs = append(strs, r.HoldID, r.UserID, all[from:e[0]], strconv.Itoa(r.Quantity), nearest, all[e[0]:e[1]], all[e[1]:e[2]])
-		from = e[2]
+		e := ends[6+4*i : 6+4*i+4]
+		strs = append(strs, r.HoldID, r.UserID, all[from:e[0]], strconv.Itoa(r.Quantity), all[e[0]:e[1]], all[e[1]:e[2]], all[e[2]:e[3]])
+		from = e[3]
 	}
 	return append(strs, all[idsFrom:], boolArg(shopperRepeats(reqs)))
 }

@@ -29,11 +29,14 @@
 -- ARGV[1] now_ms  ARGV[2] n requests, then seven per request:
 --   hold_id, user, idempotency entry ("r:<len(user)>:<user>:<key>"; the
 --   user's length keeps (user, key) pairs from colliding), quantity (a
---   decimal integer), the nearest candidate store and its distance (km;
---   '' and '' when there is no candidate), and the other candidates as one
---   string "store km store km ..." (nearest first; ids hold no spaces).
+--   decimal integer), the nearest candidate store's counter field in the
+--   stock hash ("r:<store>") and its distance (km; '' and '' when there is
+--   no candidate), and the other candidates as one string
+--   "r:<store> km r:<store> km ..." (nearest first; ids hold no spaces).
 --   Most requests get their nearest store: it comes apart from the rest so
---   that the script does not parse a list for them.
+--   that the script does not parse a list for them. Stores come as their
+--   counter fields so that the script keys everything per store by that
+--   one string, and makes none.
 -- ARGV[3 + 7n]: the batch's hold ids, "id id ..." in request order.
 -- ARGV[4 + 7n]: "1" when a shopper has more than one request in the batch,
 --   else "0": only then does the script keep per-shopper tables.
@@ -51,10 +54,11 @@ local chunk = 4000
 
 -- sized returns a table whose array part already holds k slots (filled
 -- with ARGV's values, to be overwritten): a table constructor sizes its
--- array part once for all the values unpack gives it. k <= #ARGV; past
--- chunk the table grows instead.
+-- array part once for all the values unpack gives it. Past chunk, or past
+-- ARGV's length, the table grows instead.
+local nargv = #ARGV
 local function sized(k)
-  if k > chunk then return {} end
+  if k > chunk or k > nargv then return {} end
   return {unpack(ARGV, 1, k)}
 end
 
@@ -102,23 +106,27 @@ local had = hmget(KEYS[3], users, n)
 -- end: the sale's and every request's nearest store's with one HMGET, any
 -- other store's when first needed. (Held units are derived: initial less
 -- left less confirmed.) The sale's lives in a local; a store's is in stock
--- under its field name, which rkey makes once per store.
-local stock, rkey = {}, {}
+-- under its field name. The nf fields read are listed in fields, each
+-- with the units it had in was, so that the end writes back those that
+-- changed.
+local stock = {}
+local fields, was, nf = sized(n + 1), sized(n + 1), 1
 local g
 do
-  local fields, nf = sized(n + 1), 1
   fields[1] = 'g'
   for r = 1, n do
-    local s = ARGV[7 + 7 * (r - 1)]
-    if not rkey[s] and s ~= '' then
-      local rk = 'r:' .. s
-      rkey[s] = rk
+    local f = ARGV[7 + 7 * (r - 1)]
+    if f ~= '' and stock[f] == nil then
+      stock[f] = false -- listed
       nf = nf + 1
-      fields[nf] = rk
+      fields[nf] = f
     end
   end
   local vals = hmget(KEYS[2], fields, nf)
-  for j = 1, nf do stock[fields[j]] = tonumber(vals[j] or '0') end
+  for j = 1, nf do
+    local v = tonumber(vals[j] or '0')
+    stock[fields[j]], was[j] = v, v
+  end
   g = stock.g
 end
 -- count returns a store's units left, reading them from Redis the first
@@ -128,12 +136,11 @@ local function count(f)
   if v == nil then
     v = tonumber(redis.call('HGET', KEYS[2], f) or '0')
     stock[f] = v
+    nf = nf + 1
+    fields[nf], was[nf] = f, v
   end
   return v
 end
--- Stores whose counters changed, to write back: touched lists nt of them
--- and isTouched marks them.
-local touched, nt, isTouched = sized(n), 0, {}
 -- Shoppers' new counts, to write back: HSET arguments (shopper, count),
 -- nb of them. A shopper with two holds in the batch is in it twice, and
 -- the later, higher count wins.
@@ -173,36 +180,29 @@ for r = 1, n do
     elseif g < qty then
       out[r] = 'sold_out'
     else
-      local store, dist, k = ARGV[a + 4], ARGV[a + 5], 1
-      if store == '' then
-        store = nil
-      elseif stock[rkey[store]] < qty then
+      local rf, dist, k = ARGV[a + 4], ARGV[a + 5], 1
+      if rf == '' then
+        rf = nil
+      elseif stock[rf] < qty then
         -- The nearest store is out: walk the rest of the candidates.
-        store = nil
+        rf = nil
         local cands, p = ARGV[a + 6], 1
         while true do
-          local _, e, s, d = string.find(cands, '^(%S+) (%S+) ?', p)
+          local _, e, f, d = string.find(cands, '^(%S+) (%S+) ?', p)
           if not e then break end
           k = k + 1
-          if not rkey[s] then rkey[s] = 'r:' .. s end
-          if count(rkey[s]) >= qty then
-            store, dist = s, d
+          if count(f) >= qty then
+            rf, dist = f, d
             break
           end
           p = e + 1
         end
       end
-      if not store then
+      if not rf then
         out[r] = 'no_store_stock'
       else
         g = g - qty
-        local rf = rkey[store]
         stock[rf] = stock[rf] - qty
-        if not isTouched[store] then
-          isTouched[store] = true
-          nt = nt + 1
-          touched[nt] = store
-        end
         local total = held + qty
         nb = nb + 1
         counts[2 * nb - 1], counts[2 * nb] = user, total == 1 and '1' or string.format('%d', total)
@@ -211,13 +211,13 @@ for r = 1, n do
         -- escape.
         local mid
         if qty == 1 then
-          mid = mid1[store]
+          mid = mid1[rf]
           if not mid then
-            mid = '","store":"' .. store .. '","qty":1,"dist":"'
-            mid1[store] = mid
+            mid = '","store":"' .. string.sub(rf, 3) .. '","qty":1,"dist":"'
+            mid1[rf] = mid
           end
         else
-          mid = '","store":"' .. store .. '","qty":' .. qs .. ',"dist":"'
+          mid = '","store":"' .. string.sub(rf, 3) .. '","qty":' .. qs .. ',"dist":"'
         end
         local hid = ARGV[a]
         local rec = '{"id":"' .. hid .. '","user":"' .. user .. mid .. dist .. tail
@@ -239,13 +239,17 @@ local function write(cmd, key, args, k)
   end
 end
 if nc > 0 then
-  local a = sized(2 * nt + 2)
+  local a, na = sized(2 * nf), 2
   a[1], a[2] = 'g', string.format('%d', g)
-  for i = 1, nt do
-    local rf = rkey[touched[i]]
-    a[2 * i + 1], a[2 * i + 2] = rf, string.format('%d', stock[rf])
+  for j = 2, nf do
+    local f = fields[j]
+    local v = stock[f]
+    if v ~= was[j] then
+      a[na + 1], a[na + 2] = f, string.format('%d', v)
+      na = na + 2
+    end
   end
-  write('HSET', KEYS[2], a, 2 * nt + 2)
+  write('HSET', KEYS[2], a, na)
   write('HSET', KEYS[3], counts, 2 * nb)
   -- The batch's ids, as the caller listed them, serve both its expiry
   -- entry and its outbox entry: ids of requests that created nothing are
