@@ -181,110 +181,118 @@ func (s *Server) OpsHandler() fasthttp.RequestHandler {
 	}
 }
 
+// segs is a request path's segments ("/v1/sales/x" is v1, sales, x);
+// the router matches at most len(segs) of them. Handlers take it by
+// value, so that splitting a path costs no allocation beyond the path.
+type segs [6]string
+
+// splitPath splits path, less its leading and trailing slashes, into its
+// segments; ok is false when it has more than segs holds.
+func splitPath(path string) (seg segs, n int, ok bool) {
+	path = strings.Trim(path, "/")
+	for n < len(seg) {
+		i := strings.IndexByte(path, '/')
+		if i < 0 {
+			seg[n] = path
+			return seg, n + 1, true
+		}
+		seg[n], path = path[:i], path[i+1:]
+		n++
+	}
+	return seg, n, false
+}
+
+// endpoint is a handler of a route for one method.
+type endpoint struct {
+	method string
+	name   string // the route's label in metrics
+	h      func(*Server, context.Context, *fasthttp.RequestCtx, segs) error
+}
+
+// apiRoute is a /v1 path pattern, its segments after v1 ("*" matches
+// any), and its endpoints.
+type apiRoute struct {
+	pattern []string
+	eps     []endpoint
+}
+
+// apiRoutes is every /v1 route.
+var apiRoutes = []apiRoute{
+	{[]string{"stores"}, []endpoint{{"POST", "stores_upsert", (*Server).upsertStores}, {"GET", "stores_list", (*Server).listStores}}},
+	{[]string{"stores", "*", "orders"}, []endpoint{{"GET", "store_orders", (*Server).storeOrders}}},
+	{[]string{"stores", "*", "events"}, []endpoint{{"GET", "store_events", (*Server).storeEvents}}},
+	{[]string{"stores", "*", "orders", "*", "packed"}, []endpoint{{"POST", "order_packed", (*Server).orderPacked}}},
+	{[]string{"stores", "*", "orders", "*", "picked-up"}, []endpoint{{"POST", "order_picked_up", (*Server).orderPickedUp}}},
+	{[]string{"sales"}, []endpoint{{"POST", "sales_create", (*Server).createSale}, {"GET", "sales_list", (*Server).listSales}}},
+	{[]string{"sales", "*"}, []endpoint{{"GET", "sale_get", (*Server).getSale}}},
+	{[]string{"sales", "*", "stores"}, []endpoint{{"GET", "sale_stores", (*Server).saleStores}}},
+	{[]string{"sales", "*", "stock"}, []endpoint{{"GET", "sale_stock", (*Server).saleStock}}},
+	{[]string{"sales", "*", "reservations"}, []endpoint{{"POST", "reserve", (*Server).reserve}}},
+	{[]string{"holds", "*"}, []endpoint{{"GET", "hold_get", (*Server).getHold}}},
+	{[]string{"holds", "*", "confirm"}, []endpoint{{"POST", "hold_confirm", (*Server).confirm}}},
+	{[]string{"holds", "*", "cancel"}, []endpoint{{"POST", "hold_cancel", (*Server).cancel}}},
+}
+
+// match reports whether the segments after v1 fit r's pattern.
+func (r *apiRoute) match(seg []string) bool {
+	if len(seg) != len(r.pattern) {
+		return false
+	}
+	for i, p := range r.pattern {
+		if p != "*" && p != seg[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // route dispatches a request that began at start and returns the route
 // label for metrics.
 func (s *Server) route(ctx *fasthttp.RequestCtx, start time.Time) string {
-	if id, ok := reservePath(ctx.Path()); ok && ctx.IsPost() {
-		// A sale's burst is all reservations: their route is found
-		// without building the path's segments.
-		seg := [4]string{"v1", "sales", string(id), "reservations"}
-		if err := s.reserve(s.reqCtx.Get(start), ctx, seg[:]); err != nil {
-			s.fail(ctx, err)
-		}
-		return "reserve"
-	}
-	path := string(ctx.Path())
-	method := string(ctx.Method())
-	seg := strings.Split(strings.Trim(path, "/"), "/")
-	c := s.reqCtx.Get(start)
-
-	switch {
-	case path == "/" || path == "/index.html":
+	switch string(ctx.Path()) {
+	case "/", "/index.html":
 		return s.serveFile(ctx, "web/index.html", "text/html; charset=utf-8", "page")
-	case path == "/store" || path == "/store.html":
+	case "/store", "/store.html":
 		return s.serveFile(ctx, "web/store.html", "text/html; charset=utf-8", "page")
-	case path == "/healthz":
+	case "/healthz":
 		writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
 		return "healthz"
-	case path == "/readyz":
-		s.ready(c, ctx)
+	case "/readyz":
+		s.ready(s.reqCtx.Get(start), ctx)
 		return "readyz"
-	case path == "/metrics":
+	case "/metrics":
 		s.promh(ctx)
 		return "metrics"
-	case len(seg) < 2 || seg[0] != "v1":
+	}
+	seg, n, ok := splitPath(string(ctx.Path()))
+	var r *apiRoute
+	if ok && n >= 2 && seg[0] == "v1" {
+		for i := range apiRoutes {
+			if apiRoutes[i].match(seg[1:n]) {
+				r = &apiRoutes[i]
+				break
+			}
+		}
+	}
+	if r == nil {
 		s.fail(ctx, errNotFound)
 		return "unknown"
 	}
-
-	type endpoint struct {
-		method string
-		name   string
-		h      func(context.Context, *fasthttp.RequestCtx, []string) error
-	}
-	var eps []endpoint
-	switch {
-	case len(seg) == 2 && seg[1] == "stores":
-		eps = []endpoint{{"POST", "stores_upsert", s.upsertStores}, {"GET", "stores_list", s.listStores}}
-	case len(seg) == 4 && seg[1] == "stores" && seg[3] == "orders":
-		eps = []endpoint{{"GET", "store_orders", s.storeOrders}}
-	case len(seg) == 4 && seg[1] == "stores" && seg[3] == "events":
-		eps = []endpoint{{"GET", "store_events", s.storeEvents}}
-	case len(seg) == 6 && seg[1] == "stores" && seg[3] == "orders" && seg[5] == "packed":
-		eps = []endpoint{{"POST", "order_packed", s.orderPacked}}
-	case len(seg) == 6 && seg[1] == "stores" && seg[3] == "orders" && seg[5] == "picked-up":
-		eps = []endpoint{{"POST", "order_picked_up", s.orderPickedUp}}
-	case len(seg) == 2 && seg[1] == "sales":
-		eps = []endpoint{{"POST", "sales_create", s.createSale}, {"GET", "sales_list", s.listSales}}
-	case len(seg) == 3 && seg[1] == "sales":
-		eps = []endpoint{{"GET", "sale_get", s.getSale}}
-	case len(seg) == 4 && seg[1] == "sales" && seg[3] == "stores":
-		eps = []endpoint{{"GET", "sale_stores", s.saleStores}}
-	case len(seg) == 4 && seg[1] == "sales" && seg[3] == "stock":
-		eps = []endpoint{{"GET", "sale_stock", s.saleStock}}
-	case len(seg) == 4 && seg[1] == "sales" && seg[3] == "reservations":
-		eps = []endpoint{{"POST", "reserve", s.reserve}}
-	case len(seg) == 3 && seg[1] == "holds":
-		eps = []endpoint{{"GET", "hold_get", s.getHold}}
-	case len(seg) == 4 && seg[1] == "holds" && seg[3] == "confirm":
-		eps = []endpoint{{"POST", "hold_confirm", s.confirm}}
-	case len(seg) == 4 && seg[1] == "holds" && seg[3] == "cancel":
-		eps = []endpoint{{"POST", "hold_cancel", s.cancel}}
-	}
-	if len(eps) == 0 {
-		s.fail(ctx, errNotFound)
-		return "unknown"
-	}
-	for _, ep := range eps {
-		if ep.method == method {
-			if err := ep.h(c, ctx, seg); err != nil {
+	for _, ep := range r.eps {
+		if ep.method == string(ctx.Method()) {
+			if err := ep.h(s, s.reqCtx.Get(start), ctx, seg); err != nil {
 				s.fail(ctx, err)
 			}
 			return ep.name
 		}
 	}
-	allow := make([]string, len(eps))
-	for i, ep := range eps {
+	allow := make([]string, len(r.eps))
+	for i, ep := range r.eps {
 		allow[i] = ep.method
 	}
 	ctx.Response.Header.Set("Allow", strings.Join(allow, ", "))
 	s.fail(ctx, errMethodNotAllowed)
-	return eps[0].name
-}
-
-// reservePath returns the sale id of a path of the form
-// /v1/sales/{id}/reservations, exactly so (the general router takes any
-// other spelling).
-func reservePath(path []byte) ([]byte, bool) {
-	rest, ok := bytes.CutPrefix(path, []byte("/v1/sales/"))
-	if !ok {
-		return nil, false
-	}
-	id, ok := bytes.CutSuffix(rest, []byte("/reservations"))
-	if !ok || len(id) == 0 || bytes.IndexByte(id, '/') >= 0 {
-		return nil, false
-	}
-	return id, true
+	return r.eps[0].name
 }
 
 func (s *Server) serveFile(ctx *fasthttp.RequestCtx, name, ctype, route string) string {
@@ -399,7 +407,7 @@ type storeToken struct {
 	WebhookSecret string `json:"webhook_secret"`
 }
 
-func (s *Server) upsertStores(c context.Context, ctx *fasthttp.RequestCtx, _ []string) error {
+func (s *Server) upsertStores(c context.Context, ctx *fasthttp.RequestCtx, _ segs) error {
 	if err := s.requireAdmin(ctx); err != nil {
 		return err
 	}
@@ -418,7 +426,7 @@ func (s *Server) upsertStores(c context.Context, ctx *fasthttp.RequestCtx, _ []s
 	return nil
 }
 
-func (s *Server) listStores(c context.Context, ctx *fasthttp.RequestCtx, _ []string) error {
+func (s *Server) listStores(c context.Context, ctx *fasthttp.RequestCtx, _ segs) error {
 	st, err := s.eng.Stores(c)
 	if err != nil {
 		return err
@@ -448,7 +456,7 @@ type saleView struct {
 	State     engine.SaleState `json:"state"`
 }
 
-func (s *Server) createSale(c context.Context, ctx *fasthttp.RequestCtx, _ []string) error {
+func (s *Server) createSale(c context.Context, ctx *fasthttp.RequestCtx, _ segs) error {
 	if err := s.requireAdmin(ctx); err != nil {
 		return err
 	}
@@ -474,7 +482,7 @@ func (s *Server) createSale(c context.Context, ctx *fasthttp.RequestCtx, _ []str
 	return nil
 }
 
-func (s *Server) listSales(c context.Context, ctx *fasthttp.RequestCtx, _ []string) error {
+func (s *Server) listSales(c context.Context, ctx *fasthttp.RequestCtx, _ segs) error {
 	sales, err := s.eng.Sales(c)
 	if err != nil {
 		return err
@@ -492,7 +500,7 @@ func (s *Server) listSales(c context.Context, ctx *fasthttp.RequestCtx, _ []stri
 	return nil
 }
 
-func (s *Server) getSale(c context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
+func (s *Server) getSale(c context.Context, ctx *fasthttp.RequestCtx, seg segs) error {
 	sale, st, err := s.eng.SaleStatus(c, seg[2])
 	if err != nil {
 		return err
@@ -501,7 +509,7 @@ func (s *Server) getSale(c context.Context, ctx *fasthttp.RequestCtx, seg []stri
 	return nil
 }
 
-func (s *Server) saleStock(c context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
+func (s *Server) saleStock(c context.Context, ctx *fasthttp.RequestCtx, seg segs) error {
 	if err := s.requireAdmin(ctx); err != nil {
 		return err
 	}
@@ -526,7 +534,7 @@ func queryFloat(ctx *fasthttp.RequestCtx, name string) (float64, error) {
 	return f, nil
 }
 
-func (s *Server) saleStores(c context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
+func (s *Server) saleStores(c context.Context, ctx *fasthttp.RequestCtx, seg segs) error {
 	lat, err := queryFloat(ctx, "lat")
 	if err != nil {
 		return err
@@ -602,7 +610,7 @@ type holdView struct {
 	StoreName string `json:"store_name,omitempty"`
 }
 
-func (s *Server) reserve(c context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
+func (s *Server) reserve(c context.Context, ctx *fasthttp.RequestCtx, seg segs) error {
 	var b reserveBody
 	if !parseReserveBody(ctx.PostBody(), &b) {
 		var j reserveJSON
@@ -647,7 +655,7 @@ func (s *Server) doReserve(c context.Context, ctx *fasthttp.RequestCtx, b reserv
 	return s.eng.Reserve(c, req)
 }
 
-func (s *Server) getHold(c context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
+func (s *Server) getHold(c context.Context, ctx *fasthttp.RequestCtx, seg segs) error {
 	h, err := s.eng.Hold(c, seg[2])
 	if err != nil {
 		return err
@@ -682,7 +690,7 @@ func (s *Server) actor(ctx *fasthttp.RequestCtx, shopperOK bool) (engine.Actor, 
 	return engine.Actor{UserID: user}, nil
 }
 
-func (s *Server) confirm(c context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
+func (s *Server) confirm(c context.Context, ctx *fasthttp.RequestCtx, seg segs) error {
 	who, err := s.actor(ctx, false)
 	if err != nil {
 		return err
@@ -695,7 +703,7 @@ func (s *Server) confirm(c context.Context, ctx *fasthttp.RequestCtx, seg []stri
 	return nil
 }
 
-func (s *Server) cancel(c context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
+func (s *Server) cancel(c context.Context, ctx *fasthttp.RequestCtx, seg segs) error {
 	who, err := s.actor(ctx, true)
 	if err != nil {
 		return err
@@ -724,7 +732,7 @@ func (s *Server) storeAccess(ctx *fasthttp.RequestCtx, storeID string) error {
 	return nil
 }
 
-func (s *Server) storeOrders(c context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
+func (s *Server) storeOrders(c context.Context, ctx *fasthttp.RequestCtx, seg segs) error {
 	if err := s.storeAccess(ctx, seg[2]); err != nil {
 		return err
 	}
@@ -743,7 +751,7 @@ func (s *Server) storeOrders(c context.Context, ctx *fasthttp.RequestCtx, seg []
 	return nil
 }
 
-func (s *Server) orderPacked(c context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
+func (s *Server) orderPacked(c context.Context, ctx *fasthttp.RequestCtx, seg segs) error {
 	if err := s.storeAccess(ctx, seg[2]); err != nil {
 		return err
 	}
@@ -755,7 +763,7 @@ func (s *Server) orderPacked(c context.Context, ctx *fasthttp.RequestCtx, seg []
 	return nil
 }
 
-func (s *Server) orderPickedUp(c context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
+func (s *Server) orderPickedUp(c context.Context, ctx *fasthttp.RequestCtx, seg segs) error {
 	if err := s.storeAccess(ctx, seg[2]); err != nil {
 		return err
 	}
@@ -770,7 +778,7 @@ func (s *Server) orderPickedUp(c context.Context, ctx *fasthttp.RequestCtx, seg 
 // storeEvents streams a store's notifications as Server-Sent Events. The
 // SSE id is the notification's sequence number: a client that reconnects
 // with Last-Event-ID (or ?after=) resumes right after it.
-func (s *Server) storeEvents(_ context.Context, ctx *fasthttp.RequestCtx, seg []string) error {
+func (s *Server) storeEvents(_ context.Context, ctx *fasthttp.RequestCtx, seg segs) error {
 	if err := s.storeAccess(ctx, seg[2]); err != nil {
 		return err
 	}
