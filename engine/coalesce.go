@@ -130,6 +130,13 @@ type queued struct {
 // next ones: a sale's burst would otherwise make two objects per request.
 var queuedPool = sync.Pool{New: func() any { return &queued{done: make(chan LedgerOutcome, 1)} }}
 
+// release puts item back in queuedPool, keeping only its channel. Only for
+// an item no dispatcher will answer any more.
+func (item *queued) release() {
+	*item = queued{done: item.done}
+	queuedPool.Put(item)
+}
+
 func newCoalescer(cfg CoalesceConfig, ledger Ledger, clock Clock) *coalescer {
 	cfg = cfg.WithDefaults()
 	c := &coalescer{cfg: cfg, clock: clock, queues: map[string]*saleQueue{}, maxSales: cfg.MaxSales, calls: NewTickContexts(cfg.CallTimeout)}
@@ -164,8 +171,7 @@ func (c *coalescer) reserve(ctx context.Context, saleID string, r LedgerReserve)
 	if len(q.pending) >= c.cfg.QueueSize {
 		c.mu.Unlock()
 		c.shed.Add(1)
-		*item = queued{done: item.done}
-		queuedPool.Put(item)
+		item.release()
 		return LedgerOutcome{}, ErrOverloaded
 	}
 	q.pending = append(q.pending, item)
@@ -183,9 +189,7 @@ func (c *coalescer) reserve(ctx context.Context, saleID string, r LedgerReserve)
 	}
 	select {
 	case out := <-item.done:
-		// The dispatcher is done with item once it has answered.
-		*item = queued{done: item.done}
-		queuedPool.Put(item)
+		item.release() // answered: the dispatcher is done with it
 		return out, out.Err
 	case <-ctx.Done():
 		// item stays out of the pool: its answer may still come.
