@@ -2,7 +2,9 @@ package reservation
 
 import (
 	"context"
+	"crypto/sha1"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,18 +33,16 @@ var (
 	expireLua string
 )
 
-// script is one Lua script with the name metrics and logs know it by.
+// script is one Lua script with the name metrics and logs know it by, its
+// source and the source's SHA1 (commands hand both to go-redis by
+// pointer).
 type script struct {
-	name string
-	*redis.Script
-	// The source and its SHA1, as the reserve command hands them to
-	// go-redis: by pointer.
-	src, sha string
+	name, src, sha string
 }
 
 func newScript(name, src string) script {
-	s := redis.NewScript(src)
-	return script{name: name, Script: s, src: src, sha: s.Hash()}
+	sum := sha1.Sum([]byte(src))
+	return script{name: name, src: src, sha: hex.EncodeToString(sum[:])}
 }
 
 // ScriptObserver is told the duration and error of every script call.
@@ -96,26 +96,18 @@ func (l *Ledger) scripts() []script {
 // that calls by SHA succeed from the first request. It returns an error
 // wrapping engine.ErrUnavailable when Redis does not answer.
 func (l *Ledger) Load(ctx context.Context) error {
-	load := func(ctx context.Context, c *redis.Client) error {
+	load := func(ctx context.Context, c redis.Scripter) error {
 		for _, s := range l.scripts() {
-			if err := s.Load(ctx, c).Err(); err != nil {
+			if err := c.ScriptLoad(ctx, s.src).Err(); err != nil {
 				return fmt.Errorf("%w: load script %s: %v", engine.ErrUnavailable, s.name, err)
 			}
 		}
 		return nil
 	}
-	switch c := l.rdb.(type) {
-	case *redis.ClusterClient:
-		return c.ForEachMaster(ctx, load)
-	case *redis.Client:
-		return load(ctx, c)
+	if c, ok := l.rdb.(*redis.ClusterClient); ok {
+		return c.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return load(ctx, c) })
 	}
-	for _, s := range l.scripts() {
-		if err := s.Load(ctx, l.rdb).Err(); err != nil {
-			return fmt.Errorf("%w: load script %s: %v", engine.ErrUnavailable, s.name, err)
-		}
-	}
-	return nil
+	return load(ctx, l.rdb)
 }
 
 // Ping checks that Redis answers.
@@ -150,14 +142,27 @@ func OutboxKey(saleID string) string { return "{s:" + saleID + "}:outbox" }
 func (l *Ledger) storesKey() string { return l.ns + ":stores" }
 func (l *Ledger) salesKey() string  { return l.ns + ":sales" }
 
-// run calls a script by SHA, loading it again when Redis answers NOSCRIPT
-// (after a restart or failover), and reports the call to the observer.
-func (l *Ledger) run(ctx context.Context, s script, keys []string, args ...any) (any, error) {
-	start := time.Now()
-	v, err := s.EvalSha(ctx, l.rdb, keys, args...).Result()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		v, err = s.Eval(ctx, l.rdb, keys, args...).Result()
+// run calls script s with keys and args.
+func (l *Ledger) run(ctx context.Context, s *script, keys []string, args ...any) (any, error) {
+	all := make([]any, 3, 3+len(keys)+len(args))
+	all[2] = len(keys)
+	for _, k := range keys {
+		all = append(all, k)
 	}
+	return l.call(ctx, s, scriptCmd(ctx, s, true, append(all, args...)))
+}
+
+// call runs cmd, an EVALSHA of s, and sends it again as an EVAL when
+// Redis answers NOSCRIPT (after a restart or failover), which it did not
+// run; it reports the call to the observer.
+func (l *Ledger) call(ctx context.Context, s *script, cmd *redis.Cmd) (any, error) {
+	start := time.Now()
+	_ = l.rdb.Process(ctx, cmd)
+	if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		cmd = resend(ctx, cmd, s)
+		_ = l.rdb.Process(ctx, cmd)
+	}
+	v, err := cmd.Result()
 	if l.observe != nil {
 		l.observe(s.name, time.Since(start), err)
 	}
@@ -165,6 +170,28 @@ func (l *Ledger) run(ctx context.Context, s script, keys []string, args ...any) 
 		return nil, unavailable(err)
 	}
 	return v, nil
+}
+
+// scriptCmd makes args the EVALSHA (byHash) or EVAL of s: it fills
+// args[0] and args[1]; args[2] is the number of keys, which follow it,
+// and then the script's arguments.
+func scriptCmd(ctx context.Context, s *script, byHash bool, args []any) *redis.Cmd {
+	if byHash {
+		args[0], args[1] = "evalsha", &s.sha
+	} else {
+		args[0], args[1] = "eval", &s.src
+	}
+	cmd := redis.NewCmd(ctx, args...)
+	if n, _ := args[2].(int); n > 0 {
+		cmd.SetFirstKeyPos(3) // a cluster client routes by the first key
+	}
+	return cmd
+}
+
+// resend is cmd, which Redis answered NOSCRIPT, as an EVAL of s: the same
+// keys and arguments, with the script's source. cmd keeps its own.
+func resend(ctx context.Context, cmd *redis.Cmd, s *script) *redis.Cmd {
+	return scriptCmd(ctx, s, false, slices.Clone(cmd.Args()))
 }
 
 func unavailable(err error) error {
@@ -224,7 +251,7 @@ func (l *Ledger) CreateSale(ctx context.Context, s engine.Sale) error {
 	for id, q := range s.Allocations {
 		args = append(args, id, q)
 	}
-	v, err := l.run(ctx, l.createSale, keys(s.ID)[:3], args...)
+	v, err := l.run(ctx, &l.createSale, keys(s.ID)[:3], args...)
 	if err != nil {
 		return err
 	}
@@ -290,19 +317,9 @@ func boolArg(b bool) string {
 
 // Reserve runs a batch of reservations of one sale in one script call.
 func (l *Ledger) Reserve(ctx context.Context, saleID string, now time.Time, reqs []engine.LedgerReserve) ([]engine.LedgerOutcome, error) {
-	start := time.Now()
-	cmd := l.reserveCmd(ctx, saleID, now, reqs)
-	_ = l.rdb.Process(ctx, cmd)
-	if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		cmd = resend(ctx, cmd, &l.reserve)
-		_ = l.rdb.Process(ctx, cmd)
-	}
-	v, err := cmd.Result()
-	if l.observe != nil {
-		l.observe(l.reserve.name, time.Since(start), err)
-	}
+	v, err := l.call(ctx, &l.reserve, l.reserveCmd(ctx, saleID, now, reqs))
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, err
 	}
 	return reserveOutcomes(saleID, now, reqs, v)
 }
@@ -362,23 +379,11 @@ func (l *Ledger) ReserveBatches(ctx context.Context, now time.Time, batches []en
 func (l *Ledger) reserveCmd(ctx context.Context, saleID string, now time.Time, reqs []engine.LedgerReserve) *redis.Cmd {
 	strs := reserveArgs(saleID, now, reqs)
 	args := make([]any, 3+len(strs))
-	args[0], args[1], args[2] = "evalsha", &l.reserve.sha, "6"
+	args[2] = len(keySuffixes)
 	for i := range strs {
 		args[3+i] = &strs[i]
 	}
-	cmd := redis.NewCmd(ctx, args...)
-	cmd.SetFirstKeyPos(3)
-	return cmd
-}
-
-// resend is cmd, which Redis answered NOSCRIPT, as an EVAL of s: the same
-// keys and arguments, with the script's source. cmd keeps its own.
-func resend(ctx context.Context, cmd *redis.Cmd, s *script) *redis.Cmd {
-	args := slices.Clone(cmd.Args())
-	args[0], args[1] = "eval", &s.src
-	again := redis.NewCmd(ctx, args...)
-	again.SetFirstKeyPos(3)
-	return again
+	return scriptCmd(ctx, &l.reserve, true, args)
 }
 
 // reserveArgs are the sale's six keys and then reserve.lua's arguments for
@@ -534,7 +539,7 @@ var transitionErrors = map[string]error{
 	"confirmed":    engine.ErrHoldConfirmed,
 }
 
-func (l *Ledger) transition(ctx context.Context, s script, saleID, holdID string, who engine.Actor, now time.Time) (engine.Hold, error) {
+func (l *Ledger) transition(ctx context.Context, s *script, saleID, holdID string, who engine.Actor, now time.Time) (engine.Hold, error) {
 	v, err := l.run(ctx, s, keys(saleID), holdID, now.UnixMilli(), who.UserID, who.StoreID)
 	if err != nil {
 		return engine.Hold{}, err
@@ -561,18 +566,18 @@ func (l *Ledger) transition(ctx context.Context, s script, saleID, holdID string
 
 // Confirm confirms a held hold; see engine.Ledger.
 func (l *Ledger) Confirm(ctx context.Context, saleID, holdID string, who engine.Actor, now time.Time) (engine.Hold, error) {
-	return l.transition(ctx, l.confirm, saleID, holdID, who, now)
+	return l.transition(ctx, &l.confirm, saleID, holdID, who, now)
 }
 
 // Cancel cancels a held hold; see engine.Ledger.
 func (l *Ledger) Cancel(ctx context.Context, saleID, holdID string, who engine.Actor, now time.Time) (engine.Hold, error) {
-	return l.transition(ctx, l.cancel, saleID, holdID, who, now)
+	return l.transition(ctx, &l.cancel, saleID, holdID, who, now)
 }
 
 // ExpireDue expires the holds of a sale whose time ran out by now, looking
 // at about max of them; more reports that due ones may remain.
 func (l *Ledger) ExpireDue(ctx context.Context, saleID string, now time.Time, max int) ([]engine.Hold, bool, error) {
-	v, err := l.run(ctx, l.expire, keys(saleID), now.UnixMilli(), max)
+	v, err := l.run(ctx, &l.expire, keys(saleID), now.UnixMilli(), max)
 	if err != nil {
 		return nil, false, err
 	}

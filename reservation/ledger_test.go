@@ -1169,3 +1169,26 @@ func testConcurrentReserveManySales(t *testing.T, f *fixture) []engine.Sale {
 	}
 	return sales
 }
+
+// TestScriptsAreCalledByTheirSHA: the SHA a script is called by is the one
+// Redis keeps it under once loaded. A wrong one would fail no call: every
+// call would meet NOSCRIPT and then send the whole source.
+func TestScriptsAreCalledByTheirSHA(t *testing.T) {
+	rdb, l := testenv.Ledger(t, "sha-")
+	if err := l.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	shas := l.ScriptSHAs()
+	if len(shas) != 5 {
+		t.Fatalf("%d scripts: %v", len(shas), shas)
+	}
+	for name, sha := range shas {
+		exists, err := rdb.ScriptExists(context.Background(), sha).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !exists[0] {
+			t.Errorf("script %s: Redis does not know SHA %s after Load", name, sha)
+		}
+	}
+}
