@@ -222,7 +222,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		restore = putBack
 		defer restore()
 		fmt.Fprintf(w, "Redis pinned to CPU %s and this process to CPU %s (GOMAXPROCS=%d) for the run: neither competes with the other; PostgreSQL is not pinned\n\n",
-			cpuList(p.redis), cpuList(p.self), runtime.GOMAXPROCS(0))
+			cpuList(*o.redisCPUs), cpuList(p.self), runtime.GOMAXPROCS(0))
 	}
 	// An interrupted run leaves Redis as it found it: its CPUs, and none
 	// of the bench's keys.

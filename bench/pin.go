@@ -50,9 +50,9 @@ func cpuList(set unix.CPUSet) string {
 
 // pinning is what pin changed: every thread's CPU mask as it was.
 type pinning struct {
-	redis, self unix.CPUSet // where each now runs
-	masks       map[int]unix.CPUSet
-	procs       int // GOMAXPROCS before
+	self  unix.CPUSet // where this process now runs
+	masks map[int]unix.CPUSet
+	procs int // GOMAXPROCS before
 }
 
 // pin gives the Redis server behind rdb the CPUs of redisCPUs and this
@@ -70,7 +70,7 @@ func pin(ctx context.Context, rdb *redis.Client, redisURL string, redisCPUs unix
 	if err := unix.SchedGetaffinity(0, &mine); err != nil {
 		return nil, nil, fmt.Errorf("-redis-cpus: reading this process's CPUs: %w", err)
 	}
-	p := &pinning{redis: redisCPUs, masks: map[int]unix.CPUSet{}, procs: runtime.GOMAXPROCS(0)}
+	p := &pinning{masks: map[int]unix.CPUSet{}, procs: runtime.GOMAXPROCS(0)}
 	for c := range 1024 {
 		if mine.IsSet(c) && !redisCPUs.IsSet(c) {
 			p.self.Set(c)
