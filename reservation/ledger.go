@@ -422,7 +422,7 @@ func reserveArgs(saleID string, now time.Time, reqs []engine.LedgerReserve) []st
 		}
 		ends = append(ends, len(buf))
 		if len(r.Candidates) > 0 {
-			buf = strconv.AppendFloat(buf, r.Candidates[0].DistanceKm, 'f', 3, 64)
+			buf = appendKm(buf, r.Candidates[0].DistanceKm)
 		}
 		ends = append(ends, len(buf))
 		for i, c := range r.Candidates[min(1, len(r.Candidates)):] {
@@ -432,7 +432,7 @@ func reserveArgs(saleID string, now time.Time, reqs []engine.LedgerReserve) []st
 			buf = append(buf, "r:"...)
 			buf = append(buf, c.StoreID...)
 			buf = append(buf, ' ')
-			buf = strconv.AppendFloat(buf, c.DistanceKm, 'f', 3, 64)
+			buf = appendKm(buf, c.DistanceKm)
 		}
 		ends = append(ends, len(buf))
 	}
@@ -511,8 +511,7 @@ func createdHold(saleID string, now time.Time, expiresMs int64, r engine.LedgerR
 		return engine.Hold{}, fmt.Errorf("%w: reserve script answered candidate %d of %d", engine.ErrUnavailable, k, len(r.Candidates))
 	}
 	c := r.Candidates[k-1]
-	var b [32]byte
-	dist, _ := strconv.ParseFloat(string(strconv.AppendFloat(b[:0], c.DistanceKm, 'f', 3, 64)), 64)
+	dist := roundKm(c.DistanceKm)
 	at := time.UnixMilli(now.UnixMilli()).UTC()
 	return engine.Hold{
 		ID: r.HoldID, SaleID: saleID, StoreID: c.StoreID, UserID: r.UserID, Quantity: r.Quantity, DistanceKm: dist,
