@@ -2,6 +2,8 @@ package api
 
 import (
 	"errors"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +30,55 @@ type Metrics struct {
 	reserveBatch  prometheus.Histogram
 	reserveQueued prometheus.Histogram
 	reserveTrip   prometheus.Histogram
+
+	// The series every request touches, by their labels: see series.
+	requestSeries     series[requestLabels, prometheus.Observer]
+	reservationSeries series[string, prometheus.Counter]
+}
+
+// requestLabels are an HTTP request's labels: its route's name and its
+// status's class (its hundreds).
+type requestLabels struct {
+	route string
+	class int
+}
+
+// series remembers a metric vector's child for each set of labels met, in
+// a map that is read without a lock and copied when a set is first met.
+// The labels of the series it serves come from small fixed sets (route
+// names, status classes, outcomes), so the map stays small and copies are
+// rare; a request then looks its series up with one map read instead of
+// hashing its label values under the vector's lock.
+type series[K comparable, V any] struct {
+	m    atomic.Pointer[map[K]V]
+	mu   sync.Mutex
+	make func(K) V
+}
+
+func (s *series[K, V]) get(k K) V {
+	if m := s.m.Load(); m != nil {
+		if v, ok := (*m)[k]; ok {
+			return v
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.m.Load()
+	if old != nil {
+		if v, ok := (*old)[k]; ok {
+			return v
+		}
+	}
+	next := make(map[K]V)
+	if old != nil {
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	v := s.make(k)
+	next[k] = v
+	s.m.Store(&next)
+	return v
 }
 
 // NewMetrics creates the metrics and registers them on reg.
@@ -98,6 +149,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: fast,
 		}),
 	}
+	m.requestSeries.make = func(l requestLabels) prometheus.Observer {
+		return m.requests.WithLabelValues(l.route, statusClass(100*l.class))
+	}
+	m.reservationSeries.make = func(outcome string) prometheus.Counter {
+		return m.reservations.WithLabelValues(outcome)
+	}
 	for _, c := range []prometheus.Collector{m.requests, m.reservations, m.scripts, m.expired, m.sweepErrors,
 		m.relayEvents, m.relayBatch, m.outboxPending, m.consumed, m.consumerBatch, m.webhooks, m.reserveBatch, m.reserveQueued, m.reserveTrip} {
 		if err := reg.Register(c); err != nil {
@@ -105,6 +162,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// observeRequest records one HTTP request: its route's name, its status
+// code and how long it took.
+func (m *Metrics) observeRequest(route string, code int, d time.Duration) {
+	m.requestSeries.get(requestLabels{route: route, class: min(max(code/100, 1), 5)}).Observe(d.Seconds())
+}
+
+// countReservation counts one reservation request by its outcome.
+func (m *Metrics) countReservation(outcome string) {
+	m.reservationSeries.get(outcome).Inc()
 }
 
 // ObserveScript records one script call; it fits reservation.ScriptObserver.

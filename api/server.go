@@ -161,7 +161,7 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 		start := time.Now()
 		route := s.route(ctx, start)
 		code := ctx.Response.StatusCode()
-		s.metrics.requests.WithLabelValues(route, statusClass(code)).Observe(time.Since(start).Seconds())
+		s.metrics.observeRequest(route, code, time.Since(start))
 		if code >= 500 {
 			s.log.Warn("request failed", "route", route, "status", code)
 		}
@@ -615,14 +615,14 @@ func (s *Server) reserve(c context.Context, ctx *fasthttp.RequestCtx, seg segs) 
 	if !parseReserveBody(ctx.PostBody(), &b) {
 		var j reserveJSON
 		if err := decode(ctx, &j); err != nil {
-			s.metrics.reservations.WithLabelValues("invalid").Inc()
+			s.metrics.countReservation("invalid")
 			return err
 		}
 		b = j.body()
 	}
 	req := engine.ReserveRequest{SaleID: seg[2], StoreID: b.StoreID, IdempotencyKey: string(ctx.Request.Header.Peek("Idempotency-Key"))}
 	res, err := s.doReserve(c, ctx, b, req)
-	s.metrics.reservations.WithLabelValues(outcome(res, err)).Inc()
+	s.metrics.countReservation(outcome(res, err))
 	if err != nil {
 		return err
 	}
