@@ -56,13 +56,42 @@ func (c *Config) validate() error {
 
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-// RandomID returns 16 characters of base32 from 80 random bits.
+// RandomID returns 16 characters of base32 from 80 random bits of the
+// system's cryptographic generator.
 func RandomID() string {
 	var b [10]byte
-	_, _ = rand.Read(b[:])
+	readRandom(b[:])
 	var out [16]byte
 	idEncoding.Encode(out[:], b[:])
 	return string(out[:])
+}
+
+// randomBytes is random bytes read from crypto/rand in bulk, of which the
+// first used are taken: a reservation takes one or two ids, and one read
+// of a buffer serves hundreds of them instead of a read each. Bytes are
+// wiped as they are handed out, so a buffer holds none that were.
+type randomBytes struct {
+	b    [4000]byte
+	used int
+}
+
+var randomPool = sync.Pool{New: func() any { return &randomBytes{used: len(randomBytes{}.b)} }}
+
+// readRandom fills p (at most 4000 bytes) with random bytes.
+func readRandom(p []byte) {
+	r := randomPool.Get().(*randomBytes)
+	r.read(p)
+	randomPool.Put(r)
+}
+
+func (r *randomBytes) read(p []byte) {
+	if r.used+len(p) > len(r.b) {
+		_, _ = rand.Read(r.b[:])
+		r.used = 0
+	}
+	n := copy(p, r.b[r.used:])
+	clear(r.b[r.used : r.used+n])
+	r.used += n
 }
 
 // Engine runs the use-cases of flashsale over a Ledger. It is safe for
