@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 )
 
@@ -331,8 +332,50 @@ func BenchmarkNearest(b *testing.B) {
 	}
 }
 
+// TestHaversineTermError holds the haversine term, computed from the
+// points' half-angle sines and cosines, to the textbook one, from the sines
+// of the half differences, within hSlack: the allowance the search makes
+// for it. Pairs are near (metres), far, across the antimeridian and at the
+// poles.
+func TestHaversineTermError(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(3, 9))
+	textbook := func(a, b Point) float64 {
+		s1, s2 := math.Sin(rad(b.Lat-a.Lat)/2), math.Sin(rad(b.Lon-a.Lon)/2)
+		return min(s1*s1+math.Cos(rad(a.Lat))*math.Cos(rad(b.Lat))*s2*s2, 1)
+	}
+	worst := 0.0
+	for i := range 200000 {
+		a := Point{rng.Float64()*180 - 90, rng.Float64()*360 - 180}
+		var b Point
+		switch i % 4 {
+		case 0:
+			b = Point{rng.Float64()*180 - 90, rng.Float64()*360 - 180}
+		case 1: // metres apart
+			b = Point{max(-90, min(90, a.Lat+(rng.Float64()-0.5)*1e-4)), a.Lon + (rng.Float64()-0.5)*1e-4}
+		case 2: // across the antimeridian
+			a.Lon, b = 179.9+rng.Float64()*0.1, Point{a.Lat + rng.Float64()*0.01, -180 + rng.Float64()*0.1}
+		case 3: // at a pole
+			a.Lat, b = 89.99+rng.Float64()*0.01, Point{90 - rng.Float64()*0.01, rng.Float64()*360 - 180}
+		}
+		if !b.Valid() {
+			continue
+		}
+		got, want := haversineTerm(trigOf(a), trigOf(b)), textbook(a, b)
+		worst = max(worst, math.Abs(got-want))
+		if math.Abs(got-want) > hSlack {
+			t.Fatalf("%v to %v: term %v, textbook %v", a, b, got, want)
+		}
+		if Haversine(a, b) != Haversine(b, a) {
+			t.Fatalf("%v to %v: not symmetric", a, b)
+		}
+	}
+	t.Logf("largest difference %.3g (allowed %g)", worst, hSlack)
+}
+
 // TestBelowIsALowerBound checks the sine-free bound the search skips items
-// with: it never exceeds the haversine term, near or far, across the
+// with: it never exceeds the haversine term by more than the slack the
+// search allows for the term's rounding, near or far, across the
 // antimeridian and at the poles.
 func TestBelowIsALowerBound(t *testing.T) {
 	t.Parallel()
@@ -352,7 +395,7 @@ func TestBelowIsALowerBound(t *testing.T) {
 		}
 		q := ix.query(p, 100)
 		for n := range ix.items {
-			if lb, h := q.below(ix, n), q.h(ix, n); lb > h {
+			if lb, h := q.below(ix, n), q.h(ix, n); lb > h+hSlack {
 				t.Fatalf("%v to %v: bound %v above h %v", p, ix.items[n].Point, lb, h)
 			}
 		}
@@ -412,7 +455,7 @@ func TestNearestFromCachedCells(t *testing.T) {
 					t.Fatalf("p=%v r=%v k=%d:\n got %v\nwant %v", p, maxKm, k, ids(got), want)
 				}
 			}
-			if ix.nearCells.Load() == 0 {
+			if ix.sets.n.Load() == 0 {
 				t.Fatal("no cell's item set was cached: the test exercises nothing")
 			}
 		})
@@ -441,13 +484,62 @@ func TestListingsDoNotFillCache(t *testing.T) {
 			t.Fatalf("p=%v k=%d:\n got %v\nwant %v", p, k, ids(got), want)
 		}
 	}
-	if n := ix.nearCells.Load(); n != 0 {
+	if n := ix.sets.n.Load(); n != 0 {
 		t.Fatalf("listings cached %d cells' item sets", n)
 	}
 	if _, err := ix.Nearest(Point{52.5, 13.5}, 50, 8); err != nil {
 		t.Fatal(err)
 	}
-	if n := ix.nearCells.Load(); n != 1 {
+	if n := ix.sets.n.Load(); n != 1 {
 		t.Fatalf("a reservation's search cached %d cells' item sets, want 1", n)
+	}
+}
+
+// TestCellSets fills the table of cells' item sets from several goroutines
+// at once, each adding some keys that others add too: every key keeps the
+// first set added for it, every set is found again, and once the table
+// holds maxCachedCells sets it takes no more.
+func TestCellSets(t *testing.T) {
+	t.Parallel()
+	var sets cellSets
+	key := func(i int) cellKey { return cellKey{cell: uint64(i) * 7919, maxKm: 20, k: 8} }
+	var wg sync.WaitGroup
+	kept := make([][]int32, maxCachedCells)
+	var mu sync.Mutex
+	for g := range 4 {
+		wg.Go(func() {
+			for i := g; i < maxCachedCells; i += 2 { // each key by two goroutines
+				items, ok := sets.add(key(i), []int32{int32(i), int32(g)})
+				if !ok {
+					t.Errorf("key %d refused before the table is full", i)
+					return
+				}
+				mu.Lock()
+				if kept[i] == nil {
+					kept[i] = items
+				} else if &kept[i][0] != &items[0] {
+					t.Errorf("key %d: two sets kept", i)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if n := sets.n.Load(); n != maxCachedCells || !sets.full() {
+		t.Fatalf("%d sets, full %v; want %d, full", n, sets.full(), maxCachedCells)
+	}
+	for i := range maxCachedCells {
+		items, ok := sets.get(key(i))
+		if !ok || items[0] != int32(i) || &items[0] != &kept[i][0] {
+			t.Fatalf("key %d: got %v %v", i, items, ok)
+		}
+	}
+	if _, ok := sets.add(key(maxCachedCells), []int32{1}); ok {
+		t.Fatal("a full table took another set")
+	}
+	for _, k := range []cellKey{key(maxCachedCells), {cell: 7919, maxKm: 21, k: 8}, {cell: 7919, maxKm: 20, k: 9}} {
+		if _, ok := sets.get(k); ok {
+			t.Fatalf("found a set for %v, which has none", k)
+		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sync"
 	"sync/atomic"
 )
 
@@ -26,8 +25,8 @@ type Candidate struct {
 // Index finds the items nearest a point. Its items are fixed by NewIndex;
 // it is safe for concurrent use.
 type Index struct {
-	items     []Item    // grouped by cell
-	cosLat    []float64 // cos of each item's latitude, for the haversine
+	items     []Item // grouped by cell
+	trig      []trig // of each item, for the haversine
 	cells     map[uint64][2]int32
 	precision int
 	nLat      int // rows of cells
@@ -38,9 +37,8 @@ type Index struct {
 	// The item sets of small cells, for searches with k > 0 (see
 	// cellItems): a grid finer than the index's, so that a set holds few
 	// more than k items.
-	fine      *Index // its cells only
-	near      sync.Map
-	nearCells atomic.Int64
+	fine *Index // its cells only
+	sets cellSets
 }
 
 // Precisions the index chooses from: coarse enough to keep a search to a few
@@ -94,9 +92,9 @@ func NewIndex(items []Item) (*Index, error) {
 		ix.cells[k] = [2]int32{int32(i), int32(j)}
 		i = j
 	}
-	ix.cosLat = make([]float64, len(ix.items))
+	ix.trig = make([]trig, len(ix.items))
 	for i, it := range ix.items {
-		ix.cosLat[i] = math.Cos(rad(it.Point.Lat))
+		ix.trig[i] = trigOf(it.Point)
 	}
 	return ix, nil
 }
@@ -206,7 +204,7 @@ func (ix *Index) search(p Point, maxKm float64, k int) []ranked {
 // consider adds item n to out if it is within the query's radius and, with
 // k > 0, among the k nearest so far.
 func (ix *Index) consider(q query, out []ranked, n int32, k int) []ranked {
-	if k > 0 && len(out) == k && q.below(ix, int(n)) > out[k-1].h*(1+1e-9) {
+	if k > 0 && len(out) == k && q.below(ix, int(n)) > out[k-1].h*(1+1e-9)+hSlack {
 		return out // clearly farther than the k-th: no sine needed
 	}
 	if h := q.h(ix, int(n)); h <= q.hMax {
@@ -253,10 +251,10 @@ func (ix *Index) cellItems(p Point, maxKm float64, k int) ([]int32, bool) {
 	g := ix.fine
 	i, j := g.cell(p)
 	key := cellKey{cell: g.key(i, j), maxKm: maxKm, k: k}
-	if v, ok := ix.near.Load(key); ok {
-		return v.([]int32), true
+	if items, ok := ix.sets.get(key); ok {
+		return items, true
 	}
-	if ix.nearCells.Load() >= maxCachedCells {
+	if ix.sets.full() {
 		return nil, false
 	}
 	box := Box{MinLat: float64(i)*g.cellH - 90, MaxLat: float64(i+1)*g.cellH - 90,
@@ -282,39 +280,105 @@ func (ix *Index) cellItems(p Point, maxKm float64, k int) ([]int32, bool) {
 	for x, f := range found {
 		items[x] = f.n
 	}
-	if v, loaded := ix.near.LoadOrStore(key, items); loaded {
-		return v.([]int32), true
+	return ix.sets.add(key, items)
+}
+
+// cellSets holds the item sets of at most maxCachedCells cells in a table
+// of twice as many slots, open-addressed (a set goes in the first free
+// slot from its key's hash on), filled by compare-and-swap and never
+// emptied: a search finds its cell's set with a hash and an atomic load
+// or two, with no lock, no interface and no tree to walk, which matters
+// because every reservation looks one up.
+type cellSets struct {
+	slots atomic.Pointer[[2 * maxCachedCells]atomic.Pointer[cellSet]]
+	n     atomic.Int64 // sets added
+}
+
+type cellSet struct {
+	key   cellKey
+	items []int32
+}
+
+func (k cellKey) slot() int {
+	h := k.cell*0x9e3779b97f4a7c15 ^ math.Float64bits(k.maxKm)*0xc2b2ae3d27d4eb4f ^ uint64(k.k)*0x165667b19e3779f9
+	h ^= h >> 29
+	h *= 0xbf58476d1ce4e5b9
+	return int((h >> 32) % (2 * maxCachedCells))
+}
+
+// get returns the set of key, if it has one.
+func (t *cellSets) get(key cellKey) ([]int32, bool) {
+	slots := t.slots.Load()
+	if slots == nil {
+		return nil, false
 	}
-	ix.nearCells.Add(1)
-	return items, true
+	for i := key.slot(); ; i = (i + 1) % len(slots) {
+		e := slots[i].Load()
+		if e == nil {
+			return nil, false
+		}
+		if e.key == key {
+			return e.items, true
+		}
+	}
+}
+
+// full tells whether the table holds as many sets as it may.
+func (t *cellSets) full() bool { return t.n.Load() >= maxCachedCells }
+
+// add puts key's set in the table, unless another search put one first
+// (then it returns that one) or the table is full (then ok is false).
+func (t *cellSets) add(key cellKey, items []int32) ([]int32, bool) {
+	slots := t.slots.Load()
+	if slots == nil {
+		t.slots.CompareAndSwap(nil, new([2 * maxCachedCells]atomic.Pointer[cellSet]))
+		slots = t.slots.Load()
+	}
+	e := &cellSet{key: key, items: items}
+	for i := key.slot(); ; i = (i + 1) % len(slots) {
+		old := slots[i].Load()
+		if old == nil {
+			// A slot is taken only once the count has room for it, so
+			// that at most half of them are ever taken and every
+			// probe ends at a free slot.
+			if t.n.Add(1) > maxCachedCells {
+				t.n.Add(-1)
+				return nil, false
+			}
+			if slots[i].CompareAndSwap(nil, e) {
+				return items, true
+			}
+			t.n.Add(-1)
+			old = slots[i].Load()
+		}
+		if old.key == key {
+			return old.items, true
+		}
+	}
 }
 
 // query is what a search computes once about its point.
 type query struct {
-	p      Point
-	cosLat float64
-	hMax   float64 // h of maxKm, with a hair of slack: finish checks exactly
+	p    Point
+	trig trig
+	hMax float64 // h of maxKm, with a hair of slack: finish checks exactly
 }
 
 func (ix *Index) query(p Point, maxKm float64) query {
 	s := math.Sin(math.Min(maxKm/(2*EarthRadiusKm), math.Pi/2))
-	return query{p: p, cosLat: math.Cos(rad(p.Lat)), hMax: s*s*(1+1e-9) + 1e-15}
+	return query{p: p, trig: trigOf(p), hMax: s*s*(1+1e-9) + 1e-15}
 }
 
 // h is the haversine's inner term between the query point and item n,
 // computed exactly as Haversine computes it, so that hToKm(h) equals the
 // haversine distance bit for bit.
-func (q query) h(ix *Index, n int) float64 {
-	b := ix.items[n].Point
-	dLat := rad(b.Lat - q.p.Lat)
-	dLon := rad(b.Lon - q.p.Lon)
-	s1, s2 := math.Sin(dLat/2), math.Sin(dLon/2)
-	h := s1*s1 + q.cosLat*ix.cosLat[n]*s2*s2
-	return math.Min(h, 1)
-}
+func (q query) h(ix *Index, n int) float64 { return haversineTerm(q.trig, ix.trig[n]) }
 
-// below is a lower bound on h(ix, n) without a sine: sin x >= x - x³/6
-// for 0 <= x <= 1 (and a half-difference above 1 contributes 0).
+// below is a lower bound on the exact haversine term between the query
+// point and item n, without a sine: sin x >= x - x³/6 for 0 <= x <= 1 (and
+// a half-difference above 1 contributes 0). h, as computed, can be below
+// the exact term by a few units in the last place of 1 (see
+// haversineTerm): comparisons against it allow hSlack for that.
 func (q query) below(ix *Index, n int) float64 {
 	b := ix.items[n].Point
 	x := math.Abs(rad(b.Lat-q.p.Lat)) / 2
@@ -326,12 +390,15 @@ func (q query) below(ix *Index, n int) float64 {
 	}
 	if y <= 1 {
 		s := y - y*y*y/6
-		h += q.cosLat * ix.cosLat[n] * s * s
+		h += q.trig.cosLat * ix.trig[n].cosLat * s * s
 	}
 	return h
 }
 
-func hToKm(h float64) float64 { return 2 * EarthRadiusKm * math.Asin(math.Sqrt(h)) }
+// hSlack bounds how far a computed haversine term can fall below the
+// exact one: each sine of a half difference is within 2e-15 of exact, and
+// h is at most 1.
+const hSlack = 1e-14
 
 // ranked is an item found by a search, the haversine term of its distance
 // and the distance.
