@@ -404,13 +404,11 @@ func (e *Engine) Reserve(ctx context.Context, r ReserveRequest) (Reservation, er
 // candidates returns up to k stores of the sale within its maximum distance
 // of p, nearest first (k <= 0: all of them).
 func (ent *saleEntry) candidates(p geo.Point, k int) ([]Candidate, error) {
-	near, err := ent.index.Nearest(p, ent.sale.MaxDistanceKm, k)
+	out, err := geo.NearestAs(ent.index, p, ent.sale.MaxDistanceKm, k, func(it geo.Item, d float64) Candidate {
+		return Candidate{StoreID: it.ID, DistanceKm: d}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	out := make([]Candidate, len(near))
-	for i, c := range near {
-		out[i] = Candidate{StoreID: c.ID, DistanceKm: c.DistanceKm}
 	}
 	return out, nil
 }

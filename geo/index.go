@@ -137,6 +137,15 @@ func (ix *Index) key(i, j int) uint64 { return uint64(i)*uint64(ix.nLon) + uint6
 // can be among the k nearest of any point of that cell, and later searches
 // from the cell look at those only (see cellItems).
 func (ix *Index) Nearest(p Point, maxKm float64, k int) ([]Candidate, error) {
+	return NearestAs(ix, p, maxKm, k, func(it Item, d float64) Candidate {
+		return Candidate{ID: it.ID, Point: it.Point, DistanceKm: d}
+	})
+}
+
+// NearestAs is Nearest with each item found, and its distance from p,
+// made into a T by as: a caller with a type of its own for candidates
+// gets them in one slice, not a copy of Nearest's.
+func NearestAs[T any](ix *Index, p Point, maxKm float64, k int, as func(it Item, distKm float64) T) ([]T, error) {
 	if !p.Valid() {
 		return nil, ErrInvalidPoint
 	}
@@ -154,10 +163,10 @@ func (ix *Index) Nearest(p Point, maxKm float64, k int) ([]Candidate, error) {
 			for _, n := range items {
 				out = ix.consider(q, out, n, k)
 			}
-			return ix.candidates(ix.finish(out, maxKm, k)), nil
+			return found(ix, ix.finish(out, maxKm, k), as), nil
 		}
 	}
-	return ix.candidates(ix.search(p, maxKm, k)), nil
+	return found(ix, ix.search(p, maxKm, k), as), nil
 }
 
 // search finds the items within maxKm of p, nearest first, at most k
@@ -457,12 +466,11 @@ func (ix *Index) finish(out []ranked, maxKm float64, k int) []ranked {
 	return out
 }
 
-// candidates turns found items into candidates.
-func (ix *Index) candidates(out []ranked) []Candidate {
-	res := make([]Candidate, len(out))
+// found turns found items into Ts.
+func found[T any](ix *Index, out []ranked, as func(Item, float64) T) []T {
+	res := make([]T, len(out))
 	for x, r := range out {
-		it := ix.items[r.n]
-		res[x] = Candidate{ID: it.ID, Point: it.Point, DistanceKm: r.d}
+		res[x] = as(ix.items[r.n], r.d)
 	}
 	return res
 }

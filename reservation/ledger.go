@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 
@@ -443,7 +444,8 @@ func reserveArgs(saleID string, now time.Time, reqs []engine.LedgerReserve) []st
 		}
 		buf = append(buf, r.HoldID...)
 	}
-	all := string(buf)
+	// buf is not written again: the string can be its bytes.
+	all := unsafe.String(unsafe.SliceData(buf), len(buf))
 	strs := make([]string, 0, 6+4+7*len(reqs))
 	from := 0
 	for _, e := range ends[:6] {
