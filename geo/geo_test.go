@@ -537,6 +537,23 @@ func TestCellSets(t *testing.T) {
 	if _, ok := sets.add(key(maxCachedCells), []int32{1}); ok {
 		t.Fatal("a full table took another set")
 	}
+	if n := len(*sets.table.Load()); n != 2*maxCachedCells {
+		t.Fatalf("a full table has %d slots, want %d", n, 2*maxCachedCells)
+	}
+	// The table grows with the sets it holds: a sale whose shoppers come
+	// from a few cells keeps a small one.
+	var few cellSets
+	for i := range 9 {
+		few.add(key(i), []int32{int32(i)})
+	}
+	if n := len(*few.table.Load()); n != 32 {
+		t.Fatalf("9 sets in %d slots, want 32", n)
+	}
+	for i := range 9 {
+		if items, ok := few.get(key(i)); !ok || items[0] != int32(i) {
+			t.Fatalf("after growing, key %d: %v %v", i, items, ok)
+		}
+	}
 	for _, k := range []cellKey{key(maxCachedCells), {cell: 7919, maxKm: 21, k: 8}, {cell: 7919, maxKm: 20, k: 9}} {
 		if _, ok := sets.get(k); ok {
 			t.Fatalf("found a set for %v, which has none", k)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"sync/atomic"
 )
 
@@ -292,15 +293,17 @@ func (ix *Index) cellItems(p Point, maxKm float64, k int) ([]int32, bool) {
 	return ix.sets.add(key, items)
 }
 
-// cellSets holds the item sets of at most maxCachedCells cells in a table
-// of twice as many slots, open-addressed (a set goes in the first free
-// slot from its key's hash on), filled by compare-and-swap and never
-// emptied: a search finds its cell's set with a hash and an atomic load
+// cellSets holds the item sets of at most maxCachedCells cells in an
+// open-addressed table (a set goes in the first free slot from its key's
+// hash on) at most half full, which doubles as sets are added and never
+// loses one: a search finds its cell's set with a hash and an atomic load
 // or two, with no lock, no interface and no tree to walk, which matters
-// because every reservation looks one up.
+// because every reservation looks one up. Adds, rare (each follows a
+// search of its own), take a lock.
 type cellSets struct {
-	slots atomic.Pointer[[2 * maxCachedCells]atomic.Pointer[cellSet]]
-	n     atomic.Int64 // sets added
+	table atomic.Pointer[[]atomic.Pointer[cellSet]]
+	n     atomic.Int64 // sets added; written under mu
+	mu    sync.Mutex
 }
 
 type cellSet struct {
@@ -308,28 +311,38 @@ type cellSet struct {
 	items []int32
 }
 
-func (k cellKey) slot() int {
+func (k cellKey) hash() uint64 {
 	h := k.cell*0x9e3779b97f4a7c15 ^ math.Float64bits(k.maxKm)*0xc2b2ae3d27d4eb4f ^ uint64(k.k)*0x165667b19e3779f9
 	h ^= h >> 29
 	h *= 0xbf58476d1ce4e5b9
-	return int((h >> 32) % (2 * maxCachedCells))
+	return h ^ h>>32
+}
+
+// find returns key's set in table, or nil and the free slot where it
+// would go.
+func find(table []atomic.Pointer[cellSet], key cellKey) (*cellSet, int) {
+	mask := uint64(len(table) - 1) // a power of two
+	for i := key.hash() & mask; ; i = (i + 1) & mask {
+		e := table[i].Load()
+		if e == nil {
+			return nil, int(i)
+		}
+		if e.key == key {
+			return e, int(i)
+		}
+	}
 }
 
 // get returns the set of key, if it has one.
 func (t *cellSets) get(key cellKey) ([]int32, bool) {
-	slots := t.slots.Load()
-	if slots == nil {
+	table := t.table.Load()
+	if table == nil {
 		return nil, false
 	}
-	for i := key.slot(); ; i = (i + 1) % len(slots) {
-		e := slots[i].Load()
-		if e == nil {
-			return nil, false
-		}
-		if e.key == key {
-			return e.items, true
-		}
+	if e, _ := find(*table, key); e != nil {
+		return e.items, true
 	}
+	return nil, false
 }
 
 // full tells whether the table holds as many sets as it may.
@@ -338,32 +351,37 @@ func (t *cellSets) full() bool { return t.n.Load() >= maxCachedCells }
 // add puts key's set in the table, unless another search put one first
 // (then it returns that one) or the table is full (then ok is false).
 func (t *cellSets) add(key cellKey, items []int32) ([]int32, bool) {
-	slots := t.slots.Load()
-	if slots == nil {
-		t.slots.CompareAndSwap(nil, new([2 * maxCachedCells]atomic.Pointer[cellSet]))
-		slots = t.slots.Load()
-	}
-	e := &cellSet{key: key, items: items}
-	for i := key.slot(); ; i = (i + 1) % len(slots) {
-		old := slots[i].Load()
-		if old == nil {
-			// A slot is taken only once the count has room for it, so
-			// that at most half of them are ever taken and every
-			// probe ends at a free slot.
-			if t.n.Add(1) > maxCachedCells {
-				t.n.Add(-1)
-				return nil, false
-			}
-			if slots[i].CompareAndSwap(nil, e) {
-				return items, true
-			}
-			t.n.Add(-1)
-			old = slots[i].Load()
-		}
-		if old.key == key {
-			return old.items, true
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var table []atomic.Pointer[cellSet]
+	if p := t.table.Load(); p != nil {
+		table = *p
+		if e, _ := find(table, key); e != nil {
+			return e.items, true
 		}
 	}
+	n := int(t.n.Load())
+	if n >= maxCachedCells {
+		return nil, false
+	}
+	if 2*(n+1) > len(table) {
+		// Searches go on in the old table meanwhile: it keeps every set
+		// it has, and one that misses a set added since adds it again,
+		// which finds it here.
+		bigger := make([]atomic.Pointer[cellSet], max(16, 2*len(table)))
+		for i := range table {
+			if e := table[i].Load(); e != nil {
+				_, free := find(bigger, e.key)
+				bigger[free].Store(e)
+			}
+		}
+		table = bigger
+		t.table.Store(&table)
+	}
+	_, free := find(table, key)
+	table[free].Store(&cellSet{key: key, items: items})
+	t.n.Store(int64(n + 1))
+	return items, true
 }
 
 // query is what a search computes once about its point.
