@@ -199,6 +199,16 @@ func (c *coalescer) reserve(ctx context.Context, saleID string, r LedgerReserve)
 	}
 }
 
+// forget drops the queue of a sale that no reservation waits for or is
+// being sent for; a later reservation of the sale makes a new one.
+func (c *coalescer) forget(saleID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if q := c.queues[saleID]; q != nil && len(q.pending) == 0 && q.inflight == 0 && !q.ready {
+		delete(c.queues, saleID)
+	}
+}
+
 // markReady lines q up for a dispatcher when it has reservations waiting
 // and a call to spare. It reports whether the caller must start a
 // dispatcher. c.mu is held.

@@ -103,8 +103,9 @@ type Engine struct {
 
 	coalescer *coalescer // nil when coalescing is off
 
-	mu    sync.RWMutex
-	sales map[string]*saleEntry
+	mu       sync.RWMutex
+	sales    map[string]*saleEntry
+	forgotAt time.Time // the last forgetEnded
 }
 
 // saleEntry is a loaded sale with what the hot path needs precomputed.
@@ -219,10 +220,39 @@ func (e *Engine) entry(ctx context.Context, id string) (*saleEntry, error) {
 	if cur := e.sales[id]; cur != nil {
 		ent = cur
 	} else {
+		e.forgetEnded(e.clock.Now())
 		e.sales[id] = ent
 	}
 	e.mu.Unlock()
 	return ent, nil
+}
+
+// forgetEndedAfter is how long after its end a sale stays in the engine's
+// memory (its stores, their index and the index's cached cells). Later,
+// the sale is read again from the ledger when asked for: holds of an ended
+// sale are still picked up, confirmed and cancelled, but rarely.
+const forgetEndedAfter = time.Hour
+
+// forgetEnded drops the sales that ended more than forgetEndedAfter before
+// now, and their coalescer queues when idle, so that a process serving
+// sale after sale for months keeps the ones that matter, not every one it
+// ever served (whose memory would also lengthen every collection). It runs
+// when a sale is added, at most once a minute: requests for sales long
+// ended, coming in turns, then cost a read of each a minute rather than
+// one per request. e.mu is held.
+func (e *Engine) forgetEnded(now time.Time) {
+	if now.Sub(e.forgotAt) < time.Minute {
+		return
+	}
+	e.forgotAt = now
+	for id, ent := range e.sales {
+		if now.Sub(ent.sale.EndsAt) > forgetEndedAfter {
+			delete(e.sales, id)
+			if e.coalescer != nil {
+				e.coalescer.forget(id)
+			}
+		}
+	}
 }
 
 // SaleStatus returns a sale with its stock snapshot. It returns

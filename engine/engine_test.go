@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -196,6 +200,112 @@ func TestValidIDs(t *testing.T) {
 		}
 		if got := ValidUserID(tt.s); got != tt.userID {
 			t.Errorf("ValidUserID(%q) = %v, want %v", tt.s, got, tt.userID)
+		}
+	}
+}
+
+// movingClock is a clock a test sets.
+type movingClock struct{ now atomic.Pointer[time.Time] }
+
+func (c *movingClock) Now() time.Time  { return *c.now.Load() }
+func (c *movingClock) set(t time.Time) { c.now.Store(&t) }
+
+// endingLedger serves sale "s<N>" ending N hours after t0, and answers
+// every reservation with a hold; it counts the sales it was asked for.
+type endingLedger struct {
+	refusingLedger
+	mu    sync.Mutex
+	reads map[string]int
+}
+
+func (l *endingLedger) Sale(ctx context.Context, id string) (Sale, error) {
+	s, _ := l.refusingLedger.Sale(ctx, id)
+	n, err := strconv.Atoi(strings.TrimPrefix(id, "s"))
+	if err != nil {
+		return Sale{}, ErrUnknownSale
+	}
+	s.ID, s.EndsAt = id, t0.Add(time.Duration(n)*time.Hour)
+	l.mu.Lock()
+	l.reads[id]++
+	l.mu.Unlock()
+	return s, nil
+}
+
+func (l *endingLedger) Reserve(_ context.Context, saleID string, _ time.Time, reqs []LedgerReserve) ([]LedgerOutcome, error) {
+	return held(saleID, reqs), nil
+}
+
+// TestEndedSalesAreForgotten: a sale that ended more than forgetEndedAfter
+// ago leaves the engine's memory, and its coalescer queue, when another
+// sale comes in; one still running or just ended stays; a forgotten sale
+// asked for again is read again and works as before.
+func TestEndedSalesAreForgotten(t *testing.T) {
+	t.Parallel()
+	for _, coalesce := range []bool{false, true} {
+		l := &endingLedger{refusingLedger: refusingLedger{t: t}, reads: map[string]int{}}
+		clock := &movingClock{}
+		clock.set(t0.Add(time.Minute))
+		cfg := Config{Ledger: l, Clock: clock}
+		if coalesce {
+			cfg.Coalesce = &CoalesceConfig{}
+		}
+		e, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reserve := func(sale string) {
+			t.Helper()
+			if _, err := e.Reserve(context.Background(), ReserveRequest{SaleID: sale, UserID: "u", StoreID: "a"}); err != nil {
+				t.Fatalf("reserve in %s: %v", sale, err)
+			}
+		}
+		cached := func() (sales, queues []string) {
+			e.mu.RLock()
+			for id := range e.sales {
+				sales = append(sales, id)
+			}
+			e.mu.RUnlock()
+			if e.coalescer != nil {
+				e.coalescer.mu.Lock()
+				for id := range e.coalescer.queues {
+					queues = append(queues, id)
+				}
+				e.coalescer.mu.Unlock()
+			}
+			slices.Sort(sales)
+			slices.Sort(queues)
+			return sales, queues
+		}
+		reserve("s1") // ends at t0+1h
+		reserve("s3") // ends at t0+3h
+		// s1 ended an hour ago, to the nanosecond: not yet forgotten.
+		clock.set(t0.Add(time.Hour + forgetEndedAfter))
+		reserve("s5")
+		if sales, _ := cached(); !slices.Equal(sales, []string{"s1", "s3", "s5"}) {
+			t.Fatalf("coalesce %v: sales kept %v, want s1 s3 s5", coalesce, sales)
+		}
+		clock.set(t0.Add(time.Hour + forgetEndedAfter + time.Minute))
+		reserve("s6")
+		sales, queues := cached()
+		if !slices.Equal(sales, []string{"s3", "s5", "s6"}) {
+			t.Fatalf("coalesce %v: sales kept %v, want s3 s5 s6", coalesce, sales)
+		}
+		if coalesce && !slices.Equal(queues, []string{"s3", "s5", "s6"}) {
+			t.Fatalf("queues kept %v, want s3 s5 s6", queues)
+		}
+		// The ledger answers for an ended sale as it likes: this one
+		// still holds, so the forgotten sale must work as before.
+		reserve("s1")
+		// Within the minute nothing is forgotten again: s1 stays, and
+		// asking for it costs no read.
+		clock.set(t0.Add(time.Hour + forgetEndedAfter + time.Minute + 59*time.Second))
+		reserve("s7")
+		reserve("s1")
+		if l.reads["s1"] != 2 || l.reads["s3"] != 1 {
+			t.Fatalf("coalesce %v: sales read %v, want s1 twice and s3 once", coalesce, l.reads)
+		}
+		if sales, _ := cached(); !slices.Equal(sales, []string{"s1", "s3", "s5", "s6", "s7"}) {
+			t.Fatalf("coalesce %v: sales kept %v, want s1 s3 s5 s6 s7", coalesce, sales)
 		}
 	}
 }
