@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/flashsale/flashsale/geo"
 )
@@ -45,9 +46,6 @@ func (c *Config) validate() error {
 	if c.Clock == nil {
 		c.Clock = SystemClock{}
 	}
-	if c.NewID == nil {
-		c.NewID = RandomID
-	}
 	if c.SweepBatch <= 0 {
 		c.SweepBatch = 500
 	}
@@ -58,12 +56,17 @@ var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadd
 
 // RandomID returns 16 characters of base32 from 80 random bits of the
 // system's cryptographic generator.
-func RandomID() string {
-	var b [10]byte
-	readRandom(b[:])
-	var out [16]byte
-	idEncoding.Encode(out[:], b[:])
-	return string(out[:])
+func RandomID() string { return RandomIDAfter("", "") }
+
+// RandomIDAfter returns a, b and a RandomID, joined, made in one
+// allocation rather than three.
+func RandomIDAfter(a, b string) string {
+	var r [10]byte
+	readRandom(r[:])
+	out := make([]byte, len(a)+len(b)+16)
+	copy(out[copy(out, a):], b)
+	idEncoding.Encode(out[len(a)+len(b):], r[:])
+	return unsafe.String(unsafe.SliceData(out), len(out)) // out is not written again
 }
 
 // randomBytes is random bytes read from crypto/rand in bulk, of which the
@@ -100,6 +103,9 @@ type Engine struct {
 	cfg    Config
 	ledger Ledger
 	clock  Clock
+	// idAfter returns a, b and a new id, joined: RandomIDAfter, or with
+	// Config.NewID's id.
+	idAfter func(a, b string) string
 
 	coalescer *coalescer // nil when coalescing is off
 
@@ -120,7 +126,10 @@ func New(cfg Config) (*Engine, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, ledger: cfg.Ledger, clock: cfg.Clock, sales: map[string]*saleEntry{}}
+	e := &Engine{cfg: cfg, ledger: cfg.Ledger, clock: cfg.Clock, sales: map[string]*saleEntry{}, idAfter: RandomIDAfter}
+	if newID := cfg.NewID; newID != nil {
+		e.idAfter = func(a, b string) string { return a + b + newID() }
+	}
 	if cfg.Coalesce != nil {
 		e.coalescer = newCoalescer(*cfg.Coalesce, cfg.Ledger, cfg.Clock)
 	}
@@ -404,10 +413,10 @@ func (e *Engine) Reserve(ctx context.Context, r ReserveRequest) (Reservation, er
 	if key == "" {
 		// An id of its own, which the shopper never sees: a key they send
 		// cannot name it.
-		key = "auto-" + e.cfg.NewID()
+		key = e.idAfter("auto-", "")
 	}
 	lr := LedgerReserve{
-		HoldID:     r.SaleID + "." + e.cfg.NewID(),
+		HoldID:     e.idAfter(r.SaleID, "."),
 		UserID:     r.UserID,
 		Key:        key,
 		Quantity:   r.Quantity,

@@ -309,3 +309,32 @@ func TestEndedSalesAreForgotten(t *testing.T) {
 		}
 	}
 }
+
+// TestNewID: a configured NewID names holds ("<sale>.<id>") and the
+// idempotency entries of requests without a key ("auto-<id>").
+func TestNewID(t *testing.T) {
+	t.Parallel()
+	l := &keyLedger{}
+	e, err := New(Config{Ledger: l, Clock: fixedClock(t0.Add(time.Minute)), NewID: func() string { return "fixed" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.Reserve(context.Background(), ReserveRequest{SaleID: "s1", UserID: "u", StoreID: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Hold.ID != "s1.fixed" || l.key != "auto-fixed" {
+		t.Fatalf("hold %q, key %q; want s1.fixed, auto-fixed", res.Hold.ID, l.key)
+	}
+}
+
+// keyLedger holds every request and remembers the last one's key.
+type keyLedger struct {
+	refusingLedger
+	key string
+}
+
+func (l *keyLedger) Reserve(_ context.Context, saleID string, _ time.Time, reqs []LedgerReserve) ([]LedgerOutcome, error) {
+	l.key = reqs[len(reqs)-1].Key
+	return held(saleID, reqs), nil
+}

@@ -21,6 +21,9 @@ func TestRandomIDs(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	if id := RandomIDAfter("sale-1", "."); len(id) != 23 || id[:7] != "sale-1." || strings.Trim(id[7:], "abcdefghijklmnopqrstuvwxyz234567") != "" {
+		t.Fatalf("RandomIDAfter: %q", id)
+	}
 	seen := make(map[string]bool, goroutines*each)
 	for _, list := range ids {
 		for _, id := range list {
