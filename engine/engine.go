@@ -69,10 +69,10 @@ func RandomIDAfter(a, b string) string {
 	return unsafe.String(unsafe.SliceData(out), len(out)) // out is not written again
 }
 
-// randomBytes is random bytes read from crypto/rand in bulk, of which the
-// first used are taken: a reservation takes one or two ids, and one read
-// of a buffer serves hundreds of them instead of a read each. Bytes are
-// wiped as they are handed out, so a buffer holds none that were.
+// randomBytes holds random bytes read from crypto/rand in bulk, handed
+// out in order: a reservation takes one or two ids, and one read of a
+// buffer serves hundreds of them instead of a read each. Bytes are wiped
+// as they are handed out, so a buffer holds none that were.
 type randomBytes struct {
 	b    [4000]byte
 	used int
