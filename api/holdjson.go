@@ -72,6 +72,24 @@ func appendString(b []byte, s string) []byte {
 // appendFloat writes f as json.Marshal does for the values it meets here;
 // others go through encoding/json.
 func appendFloat(b []byte, f float64) []byte {
+	// A hold's distance is a whole number of metres, m/1000 km: the
+	// shortest decimal that reads back as f is then m's thousandths, less
+	// trailing zeros (any other decimal of three places or fewer is a
+	// metre away, far outside f's rounding), written here without
+	// strconv's search for it.
+	if m := math.Round(f * 1000); m/1000 == f && m >= 0 && m < 1e9 && !math.Signbit(f) {
+		n := int64(m)
+		b = strconv.AppendInt(b, n/1000, 10)
+		if frac := n % 1000; frac != 0 {
+			d := [4]byte{'.', byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
+			k := 4
+			for d[k-1] == '0' {
+				k--
+			}
+			b = append(b, d[:k]...)
+		}
+		return b
+	}
 	if a := math.Abs(f); a == 0 || (a >= 1e-6 && a < 1e21) {
 		return strconv.AppendFloat(b, f, 'f', -1, 64)
 	}

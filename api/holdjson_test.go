@@ -87,3 +87,24 @@ func TestAppendTimeMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendFloatMatchesEncodingJSON holds distances written as metres'
+// thousandths, and every other float, to encoding/json.
+func TestAppendFloatMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(5, 6))
+	vals := []float64{0, math.Copysign(0, -1), 1, 0.001, 0.01, 0.1, 0.5, 1.5, 2.25, 10, 100.1, 999999.999, 1e6, 1e9, 1e21, 1e-7,
+		-1.5, math.Nextafter(0.001, 1), math.Nextafter(1.5, 0), 20037.508}
+	for range 100000 {
+		vals = append(vals, float64(rng.IntN(40_000_000))/1000, rng.Float64()*100, float64(rng.IntN(1000))/1000)
+	}
+	for _, f := range vals {
+		want, err := json.Marshal(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendFloat(nil, f); string(got) != string(want) {
+			t.Fatalf("appendFloat(%v) = %s, want %s", f, got, want)
+		}
+	}
+}
