@@ -137,7 +137,7 @@ func (e *Engine) AuditSale(ctx context.Context, saleID string,
 	orders func(ctx context.Context, saleID string) ([]Order, error),
 	pending func(ctx context.Context, saleID string) (int64, error),
 ) (AuditReport, error) {
-	if _, err := e.entry(ctx, saleID); err != nil {
+	if _, err := e.sale(ctx, saleID); err != nil {
 		return AuditReport{}, err
 	}
 	ords, err := orders(ctx, saleID)

@@ -109,15 +109,15 @@ type Engine struct {
 
 	coalescer *coalescer // nil when coalescing is off
 
-	mu       sync.RWMutex
-	sales    map[string]*saleEntry
-	forgotAt time.Time // the last forgetEnded
+	mu        sync.RWMutex
+	sales     map[string]*saleEntry
+	putAwayAt time.Time // the last putAwayEnded
 }
 
 // saleEntry is a loaded sale with what the hot path needs precomputed.
 type saleEntry struct {
 	sale   Sale
-	stores map[string]Store
+	stores map[string]Store // nil, as index, once put away (putAwayEnded)
 	index  *geo.Index
 }
 
@@ -200,21 +200,27 @@ func (e *Engine) CreateSale(ctx context.Context, s Sale) (Sale, error) {
 	return s, nil
 }
 
-// entry returns the cached sale, loading it on first use. Sales are
-// immutable, so a loaded entry never goes stale.
+// entry returns the cached sale with its stores and their index, loading
+// it on first use (or indexing it again, once it was put away: see
+// forgetEnded). Sales are immutable, so a loaded entry never goes stale.
 func (e *Engine) entry(ctx context.Context, id string) (*saleEntry, error) {
 	e.mu.RLock()
 	ent := e.sales[id]
 	e.mu.RUnlock()
-	if ent != nil {
+	if ent != nil && ent.index != nil {
 		return ent, nil
 	}
-	if !ValidID(id) {
-		return nil, ErrUnknownSale
-	}
-	s, err := e.ledger.Sale(ctx, id)
-	if err != nil {
-		return nil, err
+	var s Sale
+	if ent != nil {
+		s = ent.sale
+	} else {
+		if !ValidID(id) {
+			return nil, ErrUnknownSale
+		}
+		var err error
+		if s, err = e.ledger.Sale(ctx, id); err != nil {
+			return nil, err
+		}
 	}
 	ent = &saleEntry{sale: s, stores: make(map[string]Store, len(s.Stores))}
 	items := make([]geo.Item, 0, len(s.Stores))
@@ -222,44 +228,67 @@ func (e *Engine) entry(ctx context.Context, id string) (*saleEntry, error) {
 		ent.stores[st.ID] = st
 		items = append(items, geo.Item{ID: st.ID, Point: geo.Point{Lat: st.Lat, Lon: st.Lon}})
 	}
+	var err error
 	if ent.index, err = geo.NewIndex(items); err != nil {
 		return nil, fmt.Errorf("index stores of sale %q: %w", id, err)
 	}
 	e.mu.Lock()
-	if cur := e.sales[id]; cur != nil {
+	if cur := e.sales[id]; cur != nil && cur.index != nil {
 		ent = cur
 	} else {
-		e.forgetEnded(e.clock.Now())
+		e.putAwayEnded(e.clock.Now())
 		e.sales[id] = ent
 	}
 	e.mu.Unlock()
 	return ent, nil
 }
 
-// forgetEndedAfter is how long after its end a sale stays in the engine's
-// memory (its stores, their index and the index's cached cells). Later,
-// the sale is read again from the ledger when asked for: holds of an ended
-// sale are still picked up, confirmed and cancelled, but rarely.
-const forgetEndedAfter = time.Hour
+// sale returns the sale id, cached or loaded, without indexing its stores
+// when it was put away: what listings and the sweeper's and relay's
+// passes over every sale need.
+func (e *Engine) sale(ctx context.Context, id string) (Sale, error) {
+	e.mu.RLock()
+	ent := e.sales[id]
+	e.mu.RUnlock()
+	if ent == nil {
+		var err error
+		if ent, err = e.entry(ctx, id); err != nil {
+			return Sale{}, err
+		}
+	}
+	return ent.sale, nil
+}
 
-// forgetEnded drops the sales that ended more than forgetEndedAfter before
-// now, and their coalescer queues when idle, so that a process serving
-// sale after sale for months keeps the ones that matter, not every one it
-// ever served (whose memory would also lengthen every collection). It runs
-// when a sale is added, at most once a minute: requests for sales long
-// ended, coming in turns, then cost a read of each a minute rather than
-// one per request. e.mu is held.
-func (e *Engine) forgetEnded(now time.Time) {
-	if now.Sub(e.forgotAt) < time.Minute {
+// putAwayAfter is how long after its end a sale keeps what only
+// reservations use: its stores by id, their index and the index's cached
+// cells. Holds of an ended sale are still picked up, confirmed and
+// cancelled, but none is made.
+const putAwayAfter = time.Hour
+
+// putAwayEnded drops the stores, index and cached cells of the sales that
+// ended more than putAwayAfter before now, and their coalescer queues
+// when idle, so that a process serving sale after sale for months does
+// not keep every sale's index and cache (whose memory would also lengthen
+// every collection). The sale itself stays, for listings and the
+// passes over every sale; a reservation or store search of a put-away
+// sale indexes it again. It runs when a sale is indexed, at most once a
+// minute, so that requests for put-away sales coming in turns index each
+// once a minute, not once per request. e.mu is held.
+func (e *Engine) putAwayEnded(now time.Time) {
+	if now.Sub(e.putAwayAt) < time.Minute {
 		return
 	}
-	e.forgotAt = now
+	e.putAwayAt = now
 	for id, ent := range e.sales {
-		if now.Sub(ent.sale.EndsAt) > forgetEndedAfter {
-			delete(e.sales, id)
-			if e.coalescer != nil {
-				e.coalescer.forget(id)
-			}
+		if now.Sub(ent.sale.EndsAt) <= putAwayAfter {
+			continue
+		}
+		if ent.index != nil {
+			e.sales[id] = &saleEntry{sale: ent.sale}
+		}
+		// Again at every pass: a queue busy at the first is idle later.
+		if e.coalescer != nil {
+			e.coalescer.forget(id)
 		}
 	}
 }
@@ -267,7 +296,7 @@ func (e *Engine) forgetEnded(now time.Time) {
 // SaleStatus returns a sale with its stock snapshot. It returns
 // ErrUnknownSale when there is no such sale.
 func (e *Engine) SaleStatus(ctx context.Context, id string) (Sale, Stock, error) {
-	ent, err := e.entry(ctx, id)
+	s, err := e.sale(ctx, id)
 	if err != nil {
 		return Sale{}, Stock{}, err
 	}
@@ -275,7 +304,7 @@ func (e *Engine) SaleStatus(ctx context.Context, id string) (Sale, Stock, error)
 	if err != nil {
 		return Sale{}, Stock{}, err
 	}
-	return ent.sale, st, nil
+	return s, st, nil
 }
 
 // Sales returns every sale, newest start first.
@@ -286,14 +315,14 @@ func (e *Engine) Sales(ctx context.Context) ([]Sale, error) {
 	}
 	out := make([]Sale, 0, len(ids))
 	for _, id := range ids {
-		ent, err := e.entry(ctx, id)
+		s, err := e.sale(ctx, id)
 		if errors.Is(err, ErrUnknownSale) {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, ent.sale)
+		out = append(out, s)
 	}
 	slices.SortFunc(out, func(a, b Sale) int {
 		if c := b.StartsAt.Compare(a.StartsAt); c != 0 {

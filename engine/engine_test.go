@@ -211,9 +211,11 @@ func (c *movingClock) Now() time.Time  { return *c.now.Load() }
 func (c *movingClock) set(t time.Time) { c.now.Store(&t) }
 
 // endingLedger serves sale "s<N>" ending N hours after t0, and answers
-// every reservation with a hold; it counts the sales it was asked for.
+// every reservation with a hold; it counts the sales it was asked for,
+// and lists the sales in ids.
 type endingLedger struct {
 	refusingLedger
+	ids   []string
 	mu    sync.Mutex
 	reads map[string]int
 }
@@ -231,18 +233,22 @@ func (l *endingLedger) Sale(ctx context.Context, id string) (Sale, error) {
 	return s, nil
 }
 
+func (l *endingLedger) SaleIDs(context.Context) ([]string, error) { return slices.Clone(l.ids), nil }
+
 func (l *endingLedger) Reserve(_ context.Context, saleID string, _ time.Time, reqs []LedgerReserve) ([]LedgerOutcome, error) {
 	return held(saleID, reqs), nil
 }
 
-// TestEndedSalesAreForgotten: a sale that ended more than forgetEndedAfter
-// ago leaves the engine's memory, and its coalescer queue, when another
-// sale comes in; one still running or just ended stays; a forgotten sale
-// asked for again is read again and works as before.
-func TestEndedSalesAreForgotten(t *testing.T) {
+// TestEndedSalesArePutAway: a sale that ended more than putAwayAfter ago
+// loses its stores' index and cache, and its coalescer queue, when another
+// sale is indexed, at most once a minute; one still running or just ended
+// keeps them. The sale itself stays: the passes over every sale (active
+// sales, listings) neither read it again nor index it, and a reservation
+// indexes it again from memory and works as before.
+func TestEndedSalesArePutAway(t *testing.T) {
 	t.Parallel()
 	for _, coalesce := range []bool{false, true} {
-		l := &endingLedger{refusingLedger: refusingLedger{t: t}, reads: map[string]int{}}
+		l := &endingLedger{refusingLedger: refusingLedger{t: t}, reads: map[string]int{}, ids: []string{"s1", "s3", "s5", "s6", "s7"}}
 		clock := &movingClock{}
 		clock.set(t0.Add(time.Minute))
 		cfg := Config{Ledger: l, Clock: clock}
@@ -259,10 +265,16 @@ func TestEndedSalesAreForgotten(t *testing.T) {
 				t.Fatalf("reserve in %s: %v", sale, err)
 			}
 		}
-		cached := func() (sales, queues []string) {
+		// indexed lists the sales with their index, cached those without,
+		// queues the coalescer's.
+		state := func() (indexed, cached, queues []string) {
 			e.mu.RLock()
-			for id := range e.sales {
-				sales = append(sales, id)
+			for id, ent := range e.sales {
+				if ent.index != nil {
+					indexed = append(indexed, id)
+				} else {
+					cached = append(cached, id)
+				}
 			}
 			e.mu.RUnlock()
 			if e.coalescer != nil {
@@ -272,41 +284,59 @@ func TestEndedSalesAreForgotten(t *testing.T) {
 				}
 				e.coalescer.mu.Unlock()
 			}
-			slices.Sort(sales)
+			slices.Sort(indexed)
+			slices.Sort(cached)
 			slices.Sort(queues)
-			return sales, queues
+			return indexed, cached, queues
+		}
+		// Every indexed sale but s7, which no one reserved in, has a
+		// queue.
+		check := func(step string, indexed, cached []string) {
+			t.Helper()
+			gotI, gotC, gotQ := state()
+			if !slices.Equal(gotI, indexed) || !slices.Equal(gotC, cached) {
+				t.Fatalf("coalesce %v, %s: indexed %v, put away %v; want %v, %v", coalesce, step, gotI, gotC, indexed, cached)
+			}
+			queues := slices.DeleteFunc(slices.Clone(indexed), func(id string) bool { return id == "s7" })
+			if coalesce && !slices.Equal(gotQ, queues) {
+				t.Fatalf("%s: queues %v, want %v", step, gotQ, queues)
+			}
 		}
 		reserve("s1") // ends at t0+1h
 		reserve("s3") // ends at t0+3h
-		// s1 ended an hour ago, to the nanosecond: not yet forgotten.
-		clock.set(t0.Add(time.Hour + forgetEndedAfter))
+		// s1 ended an hour ago, to the nanosecond: not yet put away.
+		clock.set(t0.Add(time.Hour + putAwayAfter))
 		reserve("s5")
-		if sales, _ := cached(); !slices.Equal(sales, []string{"s1", "s3", "s5"}) {
-			t.Fatalf("coalesce %v: sales kept %v, want s1 s3 s5", coalesce, sales)
-		}
-		clock.set(t0.Add(time.Hour + forgetEndedAfter + time.Minute))
+		check("an hour after s1's end", []string{"s1", "s3", "s5"}, nil)
+		clock.set(t0.Add(time.Hour + putAwayAfter + time.Minute))
 		reserve("s6")
-		sales, queues := cached()
-		if !slices.Equal(sales, []string{"s3", "s5", "s6"}) {
-			t.Fatalf("coalesce %v: sales kept %v, want s3 s5 s6", coalesce, sales)
+		check("past it", []string{"s3", "s5", "s6"}, []string{"s1"})
+		// The passes over every sale see s1 without reading or indexing it.
+		active, err := e.ActiveSaleIDs(context.Background())
+		if err != nil {
+			t.Fatal(err)
 		}
-		if coalesce && !slices.Equal(queues, []string{"s3", "s5", "s6"}) {
-			t.Fatalf("queues kept %v, want s3 s5 s6", queues)
+		if _, err := e.Sales(context.Background()); err != nil {
+			t.Fatal(err)
 		}
+		if !slices.Contains(active, "s1") || !slices.Contains(active, "s7") {
+			t.Fatalf("active sales %v", active) // s7 was never seen: loaded, indexed
+		}
+		check("after the passes", []string{"s3", "s5", "s6", "s7"}, []string{"s1"})
 		// The ledger answers for an ended sale as it likes: this one
-		// still holds, so the forgotten sale must work as before.
+		// still holds, so the put-away sale must work as before.
 		reserve("s1")
-		// Within the minute nothing is forgotten again: s1 stays, and
-		// asking for it costs no read.
-		clock.set(t0.Add(time.Hour + forgetEndedAfter + time.Minute + 59*time.Second))
-		reserve("s7")
-		reserve("s1")
-		if l.reads["s1"] != 2 || l.reads["s3"] != 1 {
-			t.Fatalf("coalesce %v: sales read %v, want s1 twice and s3 once", coalesce, l.reads)
+		check("s1 reserved again", []string{"s1", "s3", "s5", "s6", "s7"}, nil)
+		for id, n := range l.reads {
+			if n != 1 {
+				t.Fatalf("coalesce %v: sale %s read %d times, want once", coalesce, id, n)
+			}
 		}
-		if sales, _ := cached(); !slices.Equal(sales, []string{"s1", "s3", "s5", "s6", "s7"}) {
-			t.Fatalf("coalesce %v: sales kept %v, want s1 s3 s5 s6 s7", coalesce, sales)
-		}
+		// Within the minute of the last pass nothing is put away again.
+		clock.set(t0.Add(time.Hour + putAwayAfter + time.Minute + 59*time.Second))
+		l.ids = append(l.ids, "s8")
+		reserve("s8")
+		check("within the minute", []string{"s1", "s3", "s5", "s6", "s7", "s8"}, nil)
 	}
 }
 

@@ -229,14 +229,14 @@ func (e *Engine) ActiveSaleIDs(ctx context.Context) ([]string, error) {
 	now := e.clock.Now()
 	out := ids[:0]
 	for _, id := range ids {
-		ent, err := e.entry(ctx, id)
+		s, err := e.sale(ctx, id)
 		if errors.Is(err, ErrUnknownSale) {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		if now.After(ent.sale.EndsAt.Add(ent.sale.HoldTTL() + sweepGrace)) {
+		if now.After(s.EndsAt.Add(s.HoldTTL() + sweepGrace)) {
 			continue
 		}
 		out = append(out, id)

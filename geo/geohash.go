@@ -52,12 +52,14 @@ func trigOf(p Point) trig {
 // haversineTerm is the haversine's inner term between two points,
 // sin²(Δφ/2) + cos φa cos φb sin²(Δλ/2), each sine of a half difference
 // taken as sin(x-y) = sin x cos y - cos x sin y from the points' trig. It
-// is symmetric bit for bit (swapping the points negates each difference
-// exactly), and its error is a few units in the last place of 1 in each
-// sine: some nanometres of distance.
+// is symmetric bit for bit: swapping the points negates each difference
+// exactly, since each product is rounded on its own (the conversions keep
+// a compiler from fusing a multiply and a subtract, as it may on arm64,
+// which would round the two orders differently). Its error is a few units
+// in the last place of 1 in each sine: some nanometres of distance.
 func haversineTerm(a, b trig) float64 {
-	s1 := b.sLat*a.cLat - b.cLat*a.sLat
-	s2 := b.sLon*a.cLon - b.cLon*a.sLon
+	s1 := float64(b.sLat*a.cLat) - float64(b.cLat*a.sLat)
+	s2 := float64(b.sLon*a.cLon) - float64(b.cLon*a.sLon)
 	return min(s1*s1+a.cosLat*b.cosLat*s2*s2, 1)
 }
 
