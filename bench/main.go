@@ -556,9 +556,9 @@ func (f *fixture) rawReserve(saleID string) op {
 
 // newEngine returns an engine over the fixture's ledger, coalescing as the
 // options say. Each scenario that reserves through an engine gets a new
-// one: an engine keeps the sales it serves until an hour past their end,
-// and the hundreds of sales of the other scenarios' rounds would otherwise
-// weigh on its collector.
+// one: an engine keeps the store index and cache of the sales it serves
+// until an hour past their end, and the hundreds of sales of the other
+// scenarios' rounds would otherwise weigh on its collector.
 func (f *fixture) newEngine() (*engine.Engine, error) {
 	cc := f.coalesce
 	return engine.New(engine.Config{Ledger: f.ledger, Coalesce: &cc})

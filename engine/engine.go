@@ -202,7 +202,7 @@ func (e *Engine) CreateSale(ctx context.Context, s Sale) (Sale, error) {
 
 // entry returns the cached sale with its stores and their index, loading
 // it on first use (or indexing it again, once it was put away: see
-// forgetEnded). Sales are immutable, so a loaded entry never goes stale.
+// putAwayEnded). Sales are immutable, so a loaded entry never goes stale.
 func (e *Engine) entry(ctx context.Context, id string) (*saleEntry, error) {
 	e.mu.RLock()
 	ent := e.sales[id]
