@@ -210,19 +210,23 @@ func (e *Engine) entry(ctx context.Context, id string) (*saleEntry, error) {
 	if ent != nil && ent.index != nil {
 		return ent, nil
 	}
-	var s Sale
 	if ent != nil {
-		s = ent.sale
-	} else {
-		if !ValidID(id) {
-			return nil, ErrUnknownSale
-		}
-		var err error
-		if s, err = e.ledger.Sale(ctx, id); err != nil {
-			return nil, err
-		}
+		return e.indexSale(id, ent.sale)
 	}
-	ent = &saleEntry{sale: s, stores: make(map[string]Store, len(s.Stores))}
+	if !ValidID(id) {
+		return nil, ErrUnknownSale
+	}
+	s, err := e.ledger.Sale(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return e.indexSale(id, s)
+}
+
+// indexSale caches sale id, s, with its stores by id and their index, and
+// returns that entry (or the one another caller cached meanwhile).
+func (e *Engine) indexSale(id string, s Sale) (*saleEntry, error) {
+	ent := &saleEntry{sale: s, stores: make(map[string]Store, len(s.Stores))}
 	items := make([]geo.Item, 0, len(s.Stores))
 	for _, st := range s.Stores {
 		ent.stores[st.ID] = st
@@ -250,13 +254,30 @@ func (e *Engine) sale(ctx context.Context, id string) (Sale, error) {
 	e.mu.RLock()
 	ent := e.sales[id]
 	e.mu.RUnlock()
-	if ent == nil {
-		var err error
-		if ent, err = e.entry(ctx, id); err != nil {
-			return Sale{}, err
-		}
+	if ent != nil {
+		return ent.sale, nil
 	}
-	return ent.sale, nil
+	if !ValidID(id) {
+		return Sale{}, ErrUnknownSale
+	}
+	s, err := e.ledger.Sale(ctx, id)
+	if err != nil {
+		return Sale{}, err
+	}
+	// A sale long ended is cached put away from the start: a process
+	// starting among thousands of past sales does not index them all.
+	if e.clock.Now().Sub(s.EndsAt) > putAwayAfter {
+		e.mu.Lock()
+		if e.sales[id] == nil {
+			e.sales[id] = &saleEntry{sale: s}
+		}
+		e.mu.Unlock()
+		return s, nil
+	}
+	if _, err := e.indexSale(id, s); err != nil {
+		return Sale{}, err
+	}
+	return s, nil
 }
 
 // putAwayAfter is how long after its end a sale keeps what only
