@@ -202,19 +202,10 @@ func TestPostgresOutage(t *testing.T) {
 // in the middle of a sale and starts it again from its files: every hold
 // the API reported survives and reaches PostgreSQL once.
 func TestRedisAOFRestart(t *testing.T) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal("this test starts its own redis-server with AOF on: install Redis (scripts/ensure-services.sh redis)")
-	}
 	dir := t.TempDir()
 	port := testenv.FreePort(t)
 	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--dir", dir,
-			"--appendonly", "yes", "--appendfsync", "always", "--save", "")
-		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd := testenv.StartRedis(t, port, dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "")
 		waitPort(t, port)
 		return cmd
 	}

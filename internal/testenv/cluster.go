@@ -15,25 +15,32 @@ import (
 	"github.com/flashsale/flashsale/reservation"
 )
 
-// RedisServer starts a redis-server of the test's own on a free loopback
-// port, keeping nothing on disk, with extra arguments (such as
-// "--cluster-enabled", "yes"), and returns a client of it once it answers.
-// It stops when the test ends. Without redis-server the test fails with
-// how to install it.
-func RedisServer(t testing.TB, extra ...string) *redis.Client {
+// StartRedis starts a redis-server on loopback port with dir as its
+// working directory (where AOF or RDB files go, when extra asks for them)
+// and extra arguments. It neither waits for the server to answer nor stops
+// it. Without redis-server the test fails with how to install it.
+func StartRedis(t testing.TB, port int, dir string, extra ...string) *exec.Cmd {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatal("this test starts a Redis server of its own: install Redis (scripts/ensure-services.sh redis)")
 	}
-	dir := t.TempDir()
-	port := FreePort(t)
-	args := append([]string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no"}, extra...)
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(bin, append([]string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--dir", dir}, extra...)...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	return cmd
+}
+
+// RedisServer starts a redis-server of the test's own on a free loopback
+// port, keeping nothing on disk, with extra arguments (such as
+// "--cluster-enabled", "yes"), and returns a client of it once it answers.
+// It stops when the test ends.
+func RedisServer(t testing.TB, extra ...string) *redis.Client {
+	t.Helper()
+	port := FreePort(t)
+	cmd := StartRedis(t, port, t.TempDir(), append([]string{"--save", "", "--appendonly", "no"}, extra...)...)
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
 	t.Cleanup(func() { c.Close() })
