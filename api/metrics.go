@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,10 +38,9 @@ type Metrics struct {
 }
 
 // requestLabels are an HTTP request's labels: its route's name and its
-// status's class (its hundreds).
+// status's class ("2xx").
 type requestLabels struct {
-	route string
-	class int
+	route, status string
 }
 
 // series remembers a metric vector's child for each set of labels met, in
@@ -69,11 +69,9 @@ func (s *series[K, V]) get(k K) V {
 			return v
 		}
 	}
-	next := make(map[K]V)
+	next := map[K]V{}
 	if old != nil {
-		for k, v := range *old {
-			next[k] = v
-		}
+		next = maps.Clone(*old)
 	}
 	v := s.make(k)
 	next[k] = v
@@ -150,7 +148,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 	}
 	m.requestSeries.make = func(l requestLabels) prometheus.Observer {
-		return m.requests.WithLabelValues(l.route, statusClass(100*l.class))
+		return m.requests.WithLabelValues(l.route, l.status)
 	}
 	m.reservationSeries.make = func(outcome string) prometheus.Counter {
 		return m.reservations.WithLabelValues(outcome)
@@ -167,7 +165,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // observeRequest records one HTTP request: its route's name, its status
 // code and how long it took.
 func (m *Metrics) observeRequest(route string, code int, d time.Duration) {
-	m.requestSeries.get(requestLabels{route: route, class: min(max(code/100, 1), 5)}).Observe(d.Seconds())
+	m.requestSeries.get(requestLabels{route, statusClass(code)}).Observe(d.Seconds())
 }
 
 // countReservation counts one reservation request by its outcome.
