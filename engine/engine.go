@@ -213,14 +213,19 @@ func (e *Engine) entry(ctx context.Context, id string) (*saleEntry, error) {
 	if ent != nil {
 		return e.indexSale(id, ent.sale)
 	}
-	if !ValidID(id) {
-		return nil, ErrUnknownSale
-	}
-	s, err := e.ledger.Sale(ctx, id)
+	s, err := e.loadSale(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	return e.indexSale(id, s)
+}
+
+// loadSale reads sale id from the ledger.
+func (e *Engine) loadSale(ctx context.Context, id string) (Sale, error) {
+	if !ValidID(id) {
+		return Sale{}, ErrUnknownSale
+	}
+	return e.ledger.Sale(ctx, id)
 }
 
 // indexSale caches sale id, s, with its stores by id and their index, and
@@ -257,10 +262,7 @@ func (e *Engine) sale(ctx context.Context, id string) (Sale, error) {
 	if ent != nil {
 		return ent.sale, nil
 	}
-	if !ValidID(id) {
-		return Sale{}, ErrUnknownSale
-	}
-	s, err := e.ledger.Sale(ctx, id)
+	s, err := e.loadSale(ctx, id)
 	if err != nil {
 		return Sale{}, err
 	}
