@@ -88,10 +88,7 @@ func (g *targeter) target(t *vegeta.Target) error {
 func (g *targeter) next() shopper {
 	g.n++
 	id := strconv.Itoa(g.n)
-	sale := g.sales[0]
-	if len(g.sales) > 1 {
-		sale = g.sales[g.rng.IntN(len(g.sales))]
-	}
+	sale := g.sales[g.rng.IntN(len(g.sales))]
 	p := randomPoint(g.rng, sale.stores[g.rng.IntN(len(sale.stores))], g.radiusKm)
 	body, _ := json.Marshal(struct {
 		UserID string  `json:"user_id"`
