@@ -138,12 +138,11 @@ func (f *fixture) httpNoop(o options) (op, func(), error) {
 // httpReserve serves the real API over eng (metrics on) and posts
 // reservations to it.
 func (f *fixture) httpReserve(o options, eng *engine.Engine, saleID string) (op, func(), error) {
-	// Metrics on (the server's own registry), as in production.
-	srv, err := api.New(api.Config{Engine: eng, AdminToken: "bench-admin-token-0123456789", Logger: slog.New(slog.DiscardHandler)})
+	h, err := reserveHandler(eng)
 	if err != nil {
 		return nil, nil, err
 	}
-	c, stop, err := serve(o, srv.Handler())
+	c, stop, err := serve(o, h)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -177,11 +176,26 @@ func (l memoryLedger) ReserveBatches(ctx context.Context, now time.Time, batches
 	engine.ReserveEach(ctx, l, now, batches)
 }
 
+// reserveHandler is the real API's handler over eng, metrics on (the
+// server's own registry), as in production.
+func reserveHandler(eng *engine.Engine) (fasthttp.RequestHandler, error) {
+	srv, err := api.New(api.Config{Engine: eng, AdminToken: "bench-admin-token-0123456789", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, err
+	}
+	return srv.Handler(), nil
+}
+
+// memoryEngine is an engine (coalescing as cc says) whose ledger is
+// memoryLedger.
+func (f *fixture) memoryEngine(cc engine.CoalesceConfig) (*engine.Engine, error) {
+	return engine.New(engine.Config{Ledger: memoryLedger{f.ledger}, Coalesce: &cc})
+}
+
 // httpMemory serves the real API over an engine (coalescing on, as
 // configured) whose ledger is memoryLedger.
 func (f *fixture) httpMemory(o options, saleID string) (op, func(), error) {
-	cc := o.coalesce
-	eng, err := engine.New(engine.Config{Ledger: memoryLedger{f.ledger}, Coalesce: &cc})
+	eng, err := f.memoryEngine(o.coalesce)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/flashsale/flashsale/api"
 	"github.com/flashsale/flashsale/engine"
 	"github.com/flashsale/flashsale/internal/testenv"
 )
@@ -139,18 +137,18 @@ func BenchmarkEndpointInProcess(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	eng, err := engine.New(engine.Config{Ledger: memoryLedger{f.ledger}, Coalesce: &engine.CoalesceConfig{}})
+	eng, err := f.memoryEngine(engine.CoalesceConfig{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := api.New(api.Config{Engine: eng, AdminToken: "bench-admin-token-0123456789", Logger: slog.New(slog.DiscardHandler)})
+	reserve, err := reserveHandler(eng)
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, c := range []struct {
 		name string
 		h    fasthttp.RequestHandler
-	}{{"reserve", srv.Handler()}, {"noop", noopHandler}} {
+	}{{"reserve", reserve}, {"noop", noopHandler}} {
 		b.Run(c.name, func(b *testing.B) {
 			path := "/v1/sales/" + ids[0] + "/reservations"
 			var seq atomic.Int64
